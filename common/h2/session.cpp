@@ -1,0 +1,485 @@
+#include "common/h2/session.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+namespace ambient::h2 {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::size_t kReadChunk = 64u << 10;  // up to four TLS records per read
+
+std::vector<nghttp2_nv> to_nv(const Headers& hs) {
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(hs.size());
+  for (const auto& h : hs)
+    nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(h.name.data())),
+                            reinterpret_cast<uint8_t*>(const_cast<char*>(h.value.data())), h.name.size(),
+                            h.value.size(), NGHTTP2_NV_FLAG_NONE});
+  return nv;
+}
+
+Stream* stream_of(nghttp2_session* ng, int32_t id) {
+  return static_cast<Stream*>(nghttp2_session_get_stream_user_data(ng, id));
+}
+
+}  // namespace
+
+// The one callbacks table. Each trampoline casts user_data and only updates state / wakes coroutines.
+struct Session::Callbacks {
+  static int on_begin_headers(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
+    auto* self = static_cast<Session*>(user);
+    if (self->role_ != Role::Server || frame->hd.type != NGHTTP2_HEADERS ||
+        frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+      return 0;
+    auto s = std::make_shared<Stream>(self->shared_from_this(), self->ex_);
+    s->id_ = frame->hd.stream_id;
+    nghttp2_session_set_stream_user_data(ng, s->id_, s.get());
+    self->streams_.emplace(s->id_, std::move(s));
+    return 0;
+  }
+
+  static int on_header(nghttp2_session* ng, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                       const uint8_t* value, size_t valuelen, uint8_t, void* user) {
+    auto* self = static_cast<Session*>(user);
+    Stream* s = stream_of(ng, frame->hd.stream_id);
+    if (s == nullptr) return 0;
+    s->header_bytes_ += namelen + valuelen + 32;  // RFC 9113 6.5.2 accounting
+    if (s->header_bytes_ > self->settings_.max_header_list) {
+      spdlog::debug("h2 {}: stream {} header list over {} bytes, resetting", self->peer_, s->id_,
+                    self->settings_.max_header_list);
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // RST_STREAM(INTERNAL_ERROR)
+    }
+    Header h{std::string(reinterpret_cast<const char*>(name), namelen),
+             std::string(reinterpret_cast<const char*>(value), valuelen)};
+    if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      s->request_.push_back(std::move(h));
+    } else if (s->headers_done_) {
+      s->trailers_.push_back(std::move(h));
+    } else {
+      if (h.name == ":status") s->status_ = std::atoi(h.value.c_str());
+      s->response_.push_back(std::move(h));
+    }
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
+    auto* self = static_cast<Session*>(user);
+    switch (frame->hd.type) {
+      case NGHTTP2_HEADERS: {
+        Stream* s = stream_of(ng, frame->hd.stream_id);
+        if (s == nullptr) break;
+        s->header_bytes_ = 0;
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+          s->headers_done_ = true;
+          if (auto it = self->streams_.find(s->id_); it != self->streams_.end()) self->accepted_.push_back(it->second);
+        } else if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+          if (s->status_ >= 200 || s->status_ == 0) {
+            s->headers_done_ = true;
+          } else {
+            s->response_.clear();  // 1xx interim response: wait for the final one
+            s->status_ = 0;
+          }
+        }
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) s->on_remote_end();
+        s->rx_.notify();
+        break;
+      }
+      case NGHTTP2_DATA:
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+          if (Stream* s = stream_of(ng, frame->hd.stream_id)) s->on_remote_end();
+        break;
+      case NGHTTP2_PING:
+        if (frame->hd.flags & NGHTTP2_FLAG_ACK) self->ping_outstanding_ = false;
+        break;
+      case NGHTTP2_GOAWAY:
+        self->goaway_received_ = true;
+        if (frame->goaway.error_code != NGHTTP2_NO_ERROR)
+          spdlog::info("h2 {}: GOAWAY received: {}", self->peer_, nghttp2_http2_strerror(frame->goaway.error_code));
+        break;
+      default:
+        break;
+    }
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session* ng, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
+                           void* user) {
+    auto* self = static_cast<Session*>(user);
+    Stream* s = stream_of(ng, stream_id);
+    if (s == nullptr || s->closed_) {
+      nghttp2_session_consume_connection(ng, len);  // nobody will read it: return the window now
+      return 0;
+    }
+    // Flow control bounds this: the peer cannot send past the window we re-open on reads.
+    self->buffered_ += len;
+    s->on_data(data, len);
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session* ng, int32_t stream_id, uint32_t error_code, void* user) {
+    auto* self = static_cast<Session*>(user);
+    Stream* s = stream_of(ng, stream_id);
+    if (s == nullptr) return 0;
+    nghttp2_session_set_stream_user_data(ng, stream_id, nullptr);
+    s->on_closed(error_code);
+    self->streams_.erase(stream_id);  // the Stream lives on while its owner holds it
+    return 0;
+  }
+
+  static ssize_t read_data(nghttp2_session* ng, int32_t stream_id, uint8_t*, size_t length, uint32_t* flags,
+                           nghttp2_data_source* source, void*) {
+    auto* s = static_cast<Stream*>(source->ptr);
+    if (s->pending_.empty()) {
+      if (!s->local_end_) {
+        s->data_deferred_ = true;
+        return NGHTTP2_ERR_DEFERRED;
+      }
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!s->out_trailers_.empty()) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        auto nv = to_nv(s->out_trailers_);
+        nghttp2_submit_trailer(ng, stream_id, nv.data(), nv.size());
+      }
+      return 0;
+    }
+    const std::size_t n = std::min(length, s->pending_.size());
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == s->pending_.size() && s->local_end_) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      if (!s->out_trailers_.empty()) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        auto nv = to_nv(s->out_trailers_);
+        nghttp2_submit_trailer(ng, stream_id, nv.data(), nv.size());
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  // NO_COPY: append the frame header and the caller's bytes straight into the output batch.
+  static int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                       nghttp2_data_source* source, void* user) {
+    auto* self = static_cast<Session*>(user);
+    auto* s = static_cast<Stream*>(source->ptr);
+    self->out_.insert(self->out_.end(), framehd, framehd + 9);
+    if (frame->data.padlen > 0) self->out_.push_back(static_cast<uint8_t>(frame->data.padlen - 1));
+    self->out_.insert(self->out_.end(), s->pending_.begin(), s->pending_.begin() + static_cast<std::ptrdiff_t>(length));
+    if (frame->data.padlen > 1) self->out_.insert(self->out_.end(), frame->data.padlen - 1, 0);
+    s->pending_ = s->pending_.subspan(length);
+    if (s->pending_.empty()) s->tx_.notify();
+    return 0;
+  }
+
+  static int on_invalid_frame(nghttp2_session*, const nghttp2_frame* frame, int lib_error, void* user) {
+    auto* self = static_cast<Session*>(user);
+    spdlog::debug("h2 {}: invalid frame type {} on stream {}: {}", self->peer_, frame->hd.type, frame->hd.stream_id,
+                  nghttp2_strerror(lib_error));
+    return 0;
+  }
+
+  static int on_frame_send(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
+    auto* self = static_cast<Session*>(user);
+    if (frame->hd.type == NGHTTP2_GOAWAY) self->goaway_sent_ = true;
+    const bool ends = frame->hd.type == NGHTTP2_RST_STREAM ||
+                      ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+                       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM));
+    if (ends)
+      if (Stream* s = stream_of(ng, frame->hd.stream_id)) {
+        s->end_sent_ = true;
+        s->tx_.notify();
+      }
+    return 0;
+  }
+
+  static const nghttp2_session_callbacks* table() {
+    static const nghttp2_session_callbacks* cbs = [] {
+      nghttp2_session_callbacks* c = nullptr;
+      nghttp2_session_callbacks_new(&c);
+      nghttp2_session_callbacks_set_on_begin_headers_callback(c, on_begin_headers);
+      nghttp2_session_callbacks_set_on_header_callback(c, on_header);
+      nghttp2_session_callbacks_set_on_frame_recv_callback(c, on_frame_recv);
+      nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, on_data_chunk);
+      nghttp2_session_callbacks_set_on_stream_close_callback(c, on_stream_close);
+      nghttp2_session_callbacks_set_send_data_callback(c, send_data);
+      nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(c, on_invalid_frame);
+      nghttp2_session_callbacks_set_on_frame_send_callback(c, on_frame_send);
+      return c;  // process lifetime
+    }();
+    return cbs;
+  }
+};
+
+Session::Session(asio::any_io_executor ex, Role role, std::unique_ptr<Transport> t, Settings s, Handler h,
+                 std::string peer)
+    : ex_(ex), role_(role), transport_(std::move(t)), settings_(s), handler_(std::move(h)), peer_(std::move(peer)),
+      write_wake_(ex), keepalive_timer_(ex) {
+  out_.reserve(settings_.write_batch + (64u << 10));
+}
+
+Session::~Session() {
+  if (ng_ != nullptr) nghttp2_session_del(ng_);
+}
+
+Result<std::shared_ptr<Session>> Session::client(asio::any_io_executor ex, std::unique_ptr<Transport> t,
+                                                 Settings settings, std::string peer) {
+  std::shared_ptr<Session> s(new Session(ex, Role::Client, std::move(t), settings, nullptr, std::move(peer)));
+  AMBIENT_TRY(s->init());
+  return s;
+}
+
+Result<std::shared_ptr<Session>> Session::server(asio::any_io_executor ex, std::unique_ptr<Transport> t,
+                                                 Settings settings, Handler handler, std::string peer) {
+  std::shared_ptr<Session> s(new Session(ex, Role::Server, std::move(t), settings, std::move(handler), std::move(peer)));
+  AMBIENT_TRY(s->init());
+  return s;
+}
+
+Result<void> Session::init() {
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);  // windows re-open only as readers consume
+  nghttp2_option_set_peer_max_concurrent_streams(opt, settings_.max_concurrent_streams);
+  int rv = role_ == Role::Client ? nghttp2_session_client_new2(&ng_, Callbacks::table(), this, opt)
+                                 : nghttp2_session_server_new2(&ng_, Callbacks::table(), this, opt);
+  nghttp2_option_del(opt);
+  if (rv != 0) return errorf(ErrorKind::Internal, "nghttp2 session: {}", nghttp2_strerror(rv));
+
+  std::vector<nghttp2_settings_entry> iv = {
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.stream_window},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, std::clamp<std::uint32_t>(settings_.max_frame_size, 16384, 16777215)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings_.max_header_list},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings_.max_concurrent_streams},
+  };
+  if (role_ == Role::Client) iv.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
+  rv = nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
+  if (rv != 0) return errorf(ErrorKind::Internal, "nghttp2 settings: {}", nghttp2_strerror(rv));
+  rv = nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
+                                             static_cast<int32_t>(std::min<std::uint32_t>(settings_.connection_window, 0x7fffffff)));
+  if (rv != 0) return errorf(ErrorKind::Internal, "nghttp2 connection window: {}", nghttp2_strerror(rv));
+  return ok();
+}
+
+asio::awaitable<Result<void>> Session::run() {
+  using namespace asio::experimental::awaitable_operators;
+  auto self = shared_from_this();
+  co_await (read_loop() && write_loop() && keepalive_loop());
+  if (error_) co_return *error_;
+  co_return ok();
+}
+
+asio::awaitable<void> Session::read_loop() {
+  std::vector<std::uint8_t> in(kReadChunk);
+  while (!dead_) {
+    auto r = co_await transport_->read_some(in);
+    if (dead_) break;
+    if (!r) {
+      fail_all(r.error().kind == ErrorKind::Cancelled ? make_error(ErrorKind::Closed, "connection closed")
+                                                      : std::move(r).error());
+      break;
+    }
+    if (*r == 0) {
+      // EOF: clean if nothing was in flight and nghttp2 expected no more.
+      const bool clean = streams_.empty();
+      fail_all(make_error(ErrorKind::Closed, fmt::format("connection closed by {}", peer_)));
+      if (clean) error_.reset();
+      break;
+    }
+    bytes_read_ += *r;
+    const ssize_t rv = nghttp2_session_mem_recv(ng_, in.data(), *r);
+    if (rv < 0) {
+      // Protocol violations queue a GOAWAY inside nghttp2 (except a bad preface): flush it, then end.
+      spdlog::info("h2 {}: closing connection: {}", peer_, nghttp2_strerror(static_cast<int>(rv)));
+      if (!error_) error_ = errorf(ErrorKind::H2Protocol, "HTTP/2 error from {}: {}", peer_, nghttp2_strerror(static_cast<int>(rv)));
+      nghttp2_session_terminate_session(ng_, NGHTTP2_PROTOCOL_ERROR);
+      signal_write();
+      break;
+    }
+    for (auto& s : accepted_) {
+      asio::co_spawn(ex_, [h = handler_, s]() -> asio::awaitable<void> {
+            co_await h(s);
+            co_await s->finish_after_handler();
+          }, asio::detached);
+    }
+    accepted_.clear();
+    signal_write();
+    if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) break;
+  }
+}
+
+asio::awaitable<void> Session::write_loop() {
+  for (;;) {
+    while (!dead_ && out_.size() < settings_.write_batch) {
+      const uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(ng_, &data);
+      if (n < 0) {
+        fail_all(errorf(ErrorKind::Internal, "nghttp2 send: {}", nghttp2_strerror(static_cast<int>(n))));
+        break;
+      }
+      if (n == 0) break;
+      out_.insert(out_.end(), data, data + n);
+    }
+    if (!out_.empty() && transport_) {
+      auto r = co_await transport_->write_all(out_);
+      bytes_written_ += out_.size();
+      out_.clear();
+      if (!r) {
+        fail_all(std::move(r).error());
+        break;
+      }
+      continue;
+    }
+    if (dead_) break;
+    if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) {
+      fail_all(make_error(ErrorKind::Closed, "connection finished"));
+      if (error_ && error_->context == "connection finished") error_.reset();
+      break;
+    }
+    co_await write_wake_.wait();
+  }
+  transport_->close();  // wakes the reader if it is still waiting
+  keepalive_timer_.cancel();
+}
+
+asio::awaitable<void> Session::keepalive_loop() {
+  if (settings_.ping_interval.count() <= 0) co_return;
+  while (!dead_) {
+    keepalive_timer_.expires_after(settings_.ping_interval);
+    auto [ec] = co_await keepalive_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || dead_) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (ping_outstanding_) {
+      if (now - ping_sent_ >= settings_.ping_timeout) {
+        spdlog::info("h2 {}: no PING ACK within {} ms, dropping connection", peer_, settings_.ping_timeout.count());
+        error_ = errorf(ErrorKind::Timeout, "HTTP/2 keepalive: {} did not answer PING within {} ms", peer_,
+                        settings_.ping_timeout.count());
+        terminate(NGHTTP2_NO_ERROR);
+        fail_all(*error_);
+        transport_->close();
+        break;
+      }
+      continue;
+    }
+    nghttp2_submit_ping(ng_, NGHTTP2_FLAG_NONE, nullptr);
+    ping_outstanding_ = true;
+    ping_sent_ = now;
+    signal_write();
+  }
+}
+
+void Session::fail_all(const Error& why) {
+  if (!dead_ && !error_) error_ = why;
+  dead_ = true;
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, s] : streams) {
+    nghttp2_session_set_stream_user_data(ng_, id, nullptr);
+    s->on_session_dead(why);
+  }
+  for (auto& s : accepted_) s->on_session_dead(why);
+  accepted_.clear();
+  write_wake_.notify();
+  keepalive_timer_.cancel();
+}
+
+void Session::consume(Stream& s, std::size_t n) {
+  buffered_ -= std::min(buffered_, n);
+  if (dead_) return;
+  if (!s.closed_ && s.id_ > 0)
+    nghttp2_session_consume(ng_, s.id_, n);
+  else
+    nghttp2_session_consume_connection(ng_, n);
+  signal_write();
+}
+
+Result<void> Session::submit_response(Stream& s, const Headers& headers, bool with_body) {
+  if (dead_) return errorf(ErrorKind::Closed, "connection to {} is closed", peer_);
+  auto nv = to_nv(headers);
+  nghttp2_data_provider provider{};
+  provider.source.ptr = &s;
+  provider.read_callback = Callbacks::read_data;
+  const int rv = nghttp2_submit_response(ng_, s.id_, nv.data(), nv.size(), with_body ? &provider : nullptr);
+  if (rv != 0) return errorf(ErrorKind::H2Protocol, "stream {}: submit response: {}", s.id_, nghttp2_strerror(rv));
+  signal_write();
+  return ok();
+}
+
+Result<std::shared_ptr<Stream>> Session::open_stream(const Headers& headers, bool end_stream) {
+  if (role_ != Role::Client) return errorf(ErrorKind::Internal, "open_stream on a server session");
+  if (dead_) return errorf(ErrorKind::Closed, "connection to {} is closed", peer_);
+  if (draining()) return errorf(ErrorKind::Closed, "connection to {} is draining (GOAWAY)", peer_);
+  auto s = std::make_shared<Stream>(shared_from_this(), ex_);
+  s->request_ = headers;
+  auto nv = to_nv(headers);
+  nghttp2_data_provider provider{};
+  provider.source.ptr = s.get();
+  provider.read_callback = Callbacks::read_data;
+  const int32_t id = nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(), end_stream ? nullptr : &provider, s.get());
+  if (id < 0) return errorf(ErrorKind::H2Protocol, "submit request to {}: {}", peer_, nghttp2_strerror(id));
+  s->id_ = id;
+  s->has_data_source_ = !end_stream;
+  s->local_end_ = end_stream;
+  streams_.emplace(id, s);
+  signal_write();
+  return s;
+}
+
+asio::awaitable<Result<std::shared_ptr<Stream>>> Session::connect(const std::string& authority, const Headers& extra,
+                                                                  std::chrono::milliseconds timeout) {
+  Headers hs;
+  hs.reserve(extra.size() + 2);
+  hs.push_back({":method", "CONNECT"});
+  hs.push_back({":authority", authority});
+  hs.insert(hs.end(), extra.begin(), extra.end());
+  auto opened = open_stream(hs, false);
+  if (!opened) co_return std::move(opened).error();
+  auto s = std::move(opened).value();
+  auto r = co_await s->wait_response(timeout);
+  if (!r) {
+    s->close();
+    co_return std::move(r).error();
+  }
+  if (s->status() != 200) {
+    const int status = s->status();
+    s->close();
+    co_return make_error(ErrorKind::HttpStatus, fmt::format("CONNECT {} via {} answered {}", authority, peer_, status), status);
+  }
+  co_return s;
+}
+
+bool Session::can_open_stream() const noexcept {
+  if (dead_ || draining() || role_ != Role::Client) return false;
+  const std::uint32_t limit = std::min(settings_.max_concurrent_streams, peer_max_concurrent_streams());
+  return streams_.size() < limit;
+}
+
+std::uint32_t Session::peer_max_concurrent_streams() const noexcept {
+  return nghttp2_session_get_remote_settings(ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+void Session::shutdown() {
+  if (dead_ || goaway_sent_) return;
+  nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  goaway_sent_ = true;
+  signal_write();
+}
+
+void Session::terminate(std::uint32_t error_code) {
+  if (dead_) return;
+  nghttp2_session_terminate_session(ng_, error_code);
+  goaway_sent_ = true;
+  signal_write();
+}
+
+
+}  // namespace ambient::h2

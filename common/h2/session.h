@@ -1,0 +1,109 @@
+#pragma once
+// Session: one HTTP/2 connection (client or server) on nghttp2, driven sans-I/O.
+//
+// - run() owns the connection: a reader loop (transport → nghttp2_session_mem_recv), a writer loop
+//   (nghttp2_session_mem_send → one batched transport write) and a keepalive PING loop. nghttp2
+//   callbacks only update stream state and wake coroutines; they never do I/O or submit frames
+//   except trailers from the data source (allowed by nghttp2).
+// - Server: each complete request HEADERS starts `handler(stream)` as its own coroutine.
+// - Windows: stream and connection receive windows from Settings; WINDOW_UPDATE only as the reader
+//   consumes (see stream.h), so memory per stream ≤ stream window, per connection ≤ connection window.
+// - Malformed input: nghttp2 sends GOAWAY with the error code and the session ends; every stream gets
+//   an error. A PING not acknowledged within ping_timeout ends the session (Timeout).
+// - shutdown() sends GOAWAY(NO_ERROR): no new streams, existing ones finish, then the connection closes.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/base/result.h"
+#include "common/h2/headers.h"
+#include "common/h2/notify.h"
+#include "common/h2/settings.h"
+#include "common/h2/stream.h"
+#include "common/h2/transport.h"
+
+struct nghttp2_session;
+
+namespace ambient::h2 {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  enum class Role : std::uint8_t { Client, Server };
+  using Handler = std::function<boost::asio::awaitable<void>(std::shared_ptr<Stream>)>;
+
+  static Result<std::shared_ptr<Session>> client(boost::asio::any_io_executor ex, std::unique_ptr<Transport> t,
+                                                 Settings settings, std::string peer = {});
+  static Result<std::shared_ptr<Session>> server(boost::asio::any_io_executor ex, std::unique_ptr<Transport> t,
+                                                 Settings settings, Handler handler, std::string peer = {});
+  ~Session();
+
+  // Runs the connection to its end. Returns ok for a clean end (GOAWAY/EOF with no error).
+  boost::asio::awaitable<Result<void>> run();
+
+  // Client: submits a request. With end_stream the HEADERS carry END_STREAM (no body).
+  Result<std::shared_ptr<Stream>> open_stream(const Headers& headers, bool end_stream = false);
+  // Client: HTTP/2 CONNECT to `authority` with extra headers; waits for the response. A non-200 answer
+  // is an HttpStatus error carrying the status; the stream is then reset.
+  boost::asio::awaitable<Result<std::shared_ptr<Stream>>> connect(const std::string& authority, const Headers& extra,
+                                                                  std::chrono::milliseconds timeout);
+
+  // True while new streams may be opened here (not draining, not dead, below the stream limits).
+  bool can_open_stream() const noexcept;
+  std::size_t active_streams() const noexcept { return streams_.size(); }
+  std::uint32_t peer_max_concurrent_streams() const noexcept;
+  bool alive() const noexcept { return !dead_; }
+  bool draining() const noexcept { return goaway_sent_ || goaway_received_; }
+  std::size_t buffered_bytes() const noexcept { return buffered_; }  // received, unread, all streams
+  const std::string& peer() const noexcept { return peer_; }
+  Role role() const noexcept { return role_; }
+  std::uint64_t bytes_read() const noexcept { return bytes_read_; }
+  std::uint64_t bytes_written() const noexcept { return bytes_written_; }
+
+  void shutdown();                        // graceful: GOAWAY(NO_ERROR, last processed stream)
+  void terminate(std::uint32_t error_code);  // GOAWAY(code), then close once flushed
+
+ private:
+  friend class Stream;
+  struct Callbacks;
+  Session(boost::asio::any_io_executor ex, Role role, std::unique_ptr<Transport> t, Settings s, Handler h,
+          std::string peer);
+  Result<void> init();
+  boost::asio::awaitable<void> read_loop();
+  boost::asio::awaitable<void> write_loop();
+  boost::asio::awaitable<void> keepalive_loop();
+  void signal_write() noexcept { write_wake_.notify(); }
+  void fail_all(const Error& why);
+  void consume(Stream& s, std::size_t n);
+  Result<void> submit_response(Stream& s, const Headers& headers, bool with_body);
+
+  boost::asio::any_io_executor ex_;
+  Role role_;
+  std::unique_ptr<Transport> transport_;
+  Settings settings_;
+  Handler handler_;
+  std::string peer_;
+  nghttp2_session* ng_ = nullptr;  // owned; deleted in ~Session
+  std::unordered_map<std::int32_t, std::shared_ptr<Stream>> streams_;
+  std::vector<std::shared_ptr<Stream>> accepted_;  // server: complete requests waiting for a handler
+  std::vector<std::uint8_t> out_;                  // output batch being built / written
+  Notify write_wake_;
+  boost::asio::steady_timer keepalive_timer_;
+  std::chrono::steady_clock::time_point ping_sent_{};
+  bool ping_outstanding_ = false;
+  bool dead_ = false;
+  bool goaway_sent_ = false;
+  bool goaway_received_ = false;
+  std::optional<Error> error_;  // why the session ended, if not cleanly
+  std::size_t buffered_ = 0;
+  std::uint64_t bytes_read_ = 0, bytes_written_ = 0;
+};
+
+}  // namespace ambient::h2

@@ -1,0 +1,163 @@
+#include "common/h2/stream.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/h2/session.h"
+
+namespace ambient::h2 {
+
+namespace asio = boost::asio;
+
+Stream::Stream(std::shared_ptr<Session> session, asio::any_io_executor ex)
+    : session_(std::move(session)), rx_(ex), tx_(ex) {}
+
+Stream::~Stream() = default;
+
+Error Stream::closed_error(const char* op) const {
+  if (session_error_) return make_error(session_error_->kind, fmt::format("stream {} {}: {}", id_, op, session_error_->context));
+  if (reset_)
+    return make_error(ErrorKind::StreamReset,
+                      fmt::format("stream {} {}: reset by {} ({})", id_, op, session_->peer(), nghttp2_http2_strerror(reset_code_)),
+                      static_cast<int>(reset_code_));
+  return make_error(ErrorKind::Closed, fmt::format("stream {} {}: stream closed", id_, op));
+}
+
+asio::awaitable<Result<void>> Stream::wait_response(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!headers_done_) {
+    if (closed_) co_return closed_error("waiting for response");
+    if (!co_await rx_.wait_until(deadline) && !headers_done_ && !closed_)
+      co_return errorf(ErrorKind::Timeout, "stream {}: no response from {} within {} ms", id_, session_->peer(), timeout.count());
+  }
+  co_return ok();
+}
+
+Result<void> Stream::respond(int status, const Headers& extra, bool end_stream) {
+  if (closed_) return closed_error("respond");
+  Headers hs;
+  hs.reserve(extra.size() + 1);
+  hs.push_back({":status", std::to_string(status)});
+  hs.insert(hs.end(), extra.begin(), extra.end());
+  AMBIENT_TRY(session_->submit_response(*this, hs, !end_stream));
+  has_data_source_ = !end_stream;
+  if (end_stream) local_end_ = true;
+  return ok();
+}
+
+asio::awaitable<Result<std::size_t>> Stream::read_some(std::span<std::uint8_t> buf) {
+  for (;;) {
+    if (recv_off_ < recv_.size()) {
+      const std::size_t n = std::min(buf.size(), recv_.size() - recv_off_);
+      std::memcpy(buf.data(), recv_.data() + recv_off_, n);
+      recv_off_ += n;
+      if (recv_off_ == recv_.size()) {
+        recv_.clear();
+        recv_off_ = 0;
+      } else if (recv_off_ > (256u << 10) && recv_off_ * 2 > recv_.size()) {
+        recv_.erase(recv_.begin(), recv_.begin() + static_cast<std::ptrdiff_t>(recv_off_));
+        recv_off_ = 0;
+      }
+      session_->consume(*this, n);
+      co_return n;
+    }
+    if (remote_end_) co_return std::size_t{0};
+    if (closed_) {
+      if (reset_ && !session_error_ && (reset_code_ == NGHTTP2_NO_ERROR || reset_code_ == NGHTTP2_CANCEL))
+        co_return std::size_t{0};
+      co_return closed_error("read");
+    }
+    co_await rx_.wait();
+  }
+}
+
+asio::awaitable<Result<void>> Stream::write_all(std::span<const std::uint8_t> buf) {
+  if (buf.empty()) co_return ok();
+  if (closed_) co_return closed_error("write");
+  if (local_end_) co_return errorf(ErrorKind::Internal, "stream {}: write after shutdown_write", id_);
+  if (!has_data_source_) co_return errorf(ErrorKind::Internal, "stream {}: no body was announced for this stream", id_);
+  pending_ = buf;
+  if (data_deferred_) {
+    data_deferred_ = false;
+    nghttp2_session_resume_data(session_->ng_, id_);
+  }
+  session_->signal_write();
+  while (!pending_.empty() && !closed_) co_await tx_.wait();
+  if (!pending_.empty()) {
+    pending_ = {};
+    co_return closed_error("write");
+  }
+  co_return ok();
+}
+
+asio::awaitable<Result<void>> Stream::shutdown_write() {
+  if (local_end_) co_return ok();
+  if (closed_) co_return closed_error("shutdown");
+  local_end_ = true;
+  if (data_deferred_) {
+    data_deferred_ = false;
+    nghttp2_session_resume_data(session_->ng_, id_);
+  }
+  session_->signal_write();
+  co_return ok();
+}
+
+void Stream::reset(std::uint32_t error_code) noexcept {
+  if (closed_ || id_ < 0) return;
+  nghttp2_submit_rst_stream(session_->ng_, NGHTTP2_FLAG_NONE, id_, error_code);
+  session_->signal_write();
+}
+
+void Stream::close() noexcept {
+  // Unread bytes will never be consumed: give their connection window back now.
+  if (buffered_bytes() > 0) {
+    session_->consume(*this, buffered_bytes());
+    recv_.clear();
+    recv_off_ = 0;
+  }
+  reset(NGHTTP2_CANCEL);
+}
+
+asio::awaitable<void> Stream::finish_after_handler() {
+  if (closed_) co_return;
+  if (!local_end_) {
+    close();
+    co_return;
+  }
+  while (!end_sent_ && !closed_) co_await tx_.wait();
+  if (!closed_) reset(NGHTTP2_NO_ERROR);
+}
+
+void Stream::on_data(const std::uint8_t* data, std::size_t len) {
+  recv_.insert(recv_.end(), data, data + len);
+  rx_.notify();
+}
+
+void Stream::on_remote_end() noexcept {
+  remote_end_ = true;
+  rx_.notify();
+}
+
+void Stream::on_closed(std::uint32_t error_code) noexcept {
+  closed_ = true;
+  if (error_code != NGHTTP2_NO_ERROR || !remote_end_) {
+    reset_ = true;
+    reset_code_ = error_code;
+  }
+  rx_.notify();
+  tx_.notify();
+}
+
+void Stream::on_session_dead(const Error& why) {
+  if (!closed_) {
+    closed_ = true;
+    reset_ = true;
+    session_error_ = why;
+  }
+  rx_.notify();
+  tx_.notify();
+}
+
+}  // namespace ambient::h2

@@ -1,0 +1,98 @@
+#pragma once
+// Stream: one HTTP/2 stream of a Session, exposed as a ByteStream (common/net/byte_stream.h).
+//
+// Invariants (all on the session's io_context thread):
+// - Received DATA is buffered here and the flow-control window is only returned to the peer
+//   (nghttp2_session_consume) when read_some() hands the bytes to the caller, so the buffer never holds
+//   more than the stream window: a slow reader slows the writer at the other end.
+// - write_all() does not copy: nghttp2 reads the caller's buffer while write_all is suspended
+//   (NGHTTP2_DATA_FLAG_NO_COPY), so a writer holds at most one buffer of its own, and write_all
+//   returns when every byte is framed into the session's output batch (bounded by flow control).
+// - shutdown_write() ends our side with END_STREAM (after pending data, or trailers when set).
+//   read_some() returns 0 at the peer's END_STREAM, or at RST_STREAM NO_ERROR/CANCEL (HBONE peers
+//   use those to end the stream); other resets are StreamReset errors with the HTTP/2 code.
+// - The owner must end the stream: both directions finished, or close() (RST_STREAM CANCEL).
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "common/base/result.h"
+#include "common/h2/headers.h"
+#include "common/h2/notify.h"
+
+namespace ambient::h2 {
+
+class Session;
+
+class Stream {
+ public:
+  Stream(std::shared_ptr<Session> session, boost::asio::any_io_executor ex);
+  ~Stream();
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  std::int32_t id() const noexcept { return id_; }
+  // Server: the request; client: what we sent.
+  const Headers& request_headers() const noexcept { return request_; }
+  // Client: waits for the final response headers (or the stream's end). Server streams never wait.
+  boost::asio::awaitable<Result<void>> wait_response(std::chrono::milliseconds timeout);
+  const Headers& response_headers() const noexcept { return response_; }
+  int status() const noexcept { return status_; }  // ":status" of the response, 0 until received
+  const Headers& trailers() const noexcept { return trailers_; }
+
+  // Server: sends the response headers; the body follows with write_all/shutdown_write.
+  Result<void> respond(int status, const Headers& extra = {}, bool end_stream = false);
+  // Sends these trailers when our side ends (after pending data); then shutdown_write() ends the stream.
+  void set_trailers(Headers trailers) { out_trailers_ = std::move(trailers); }
+
+  // ByteStream
+  boost::asio::awaitable<Result<std::size_t>> read_some(std::span<std::uint8_t> buf);
+  boost::asio::awaitable<Result<void>> write_all(std::span<const std::uint8_t> buf);
+  boost::asio::awaitable<Result<void>> shutdown_write();
+  void close() noexcept;                       // RST_STREAM CANCEL unless already closed
+  void reset(std::uint32_t error_code) noexcept;
+
+  std::size_t buffered_bytes() const noexcept { return recv_.size() - recv_off_; }
+  bool finished() const noexcept { return closed_; }
+  std::uint32_t reset_code() const noexcept { return reset_code_; }
+
+ private:
+  friend class Session;
+  void on_data(const std::uint8_t* data, std::size_t len);
+  void on_remote_end() noexcept;
+  void on_closed(std::uint32_t error_code) noexcept;
+  void on_session_dead(const Error& why);
+  // Server, after the handler returned: lets our END_STREAM go out, then resets what is still open
+  // (NO_ERROR when our side ended: RFC 9113 8.1; CANCEL when the handler abandoned the stream).
+  boost::asio::awaitable<void> finish_after_handler();
+  Error closed_error(const char* op) const;
+
+  std::shared_ptr<Session> session_;
+  std::int32_t id_ = -1;
+  Headers request_, response_, trailers_, out_trailers_;
+  std::size_t header_bytes_ = 0;  // bytes of the header block being received (bounded)
+  int status_ = 0;
+
+  std::vector<std::uint8_t> recv_;  // received, not yet read; recv_off_ is the read position
+  std::size_t recv_off_ = 0;
+  std::span<const std::uint8_t> pending_;  // the caller's buffer during write_all (NO_COPY source)
+
+  bool headers_done_ = false;     // final response headers received (client) / request complete (server)
+  bool remote_end_ = false;       // END_STREAM received
+  bool local_end_ = false;        // shutdown_write() asked; END_STREAM goes after pending_
+  bool end_sent_ = false;         // our END_STREAM (or RST_STREAM) went out
+  bool data_deferred_ = false;    // our data source returned DEFERRED; resume on new data/end
+  bool has_data_source_ = false;  // request/response submitted with a data provider
+  bool closed_ = false;           // nghttp2 closed the stream (or the session died)
+  bool reset_ = false;            // closed by RST_STREAM (reset_code_) or session failure
+  std::uint32_t reset_code_ = 0;
+  std::optional<Error> session_error_;
+  Notify rx_;  // reader wake-up: data, END_STREAM, headers, close
+  Notify tx_;  // writer wake-up: pending_ consumed, close
+};
+
+}  // namespace ambient::h2

@@ -1,0 +1,207 @@
+#include "common/tls/tls_stream.h"
+
+#include <openssl/err.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "common/tls/tls_context.h"
+
+namespace ambient::tls {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+std::string endpoint_string(const tcp::socket& s) {
+  boost::system::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  if (ec) return "unknown-peer";
+  if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
+  return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+
+// Drains the BoringSSL error queue into one readable string.
+std::string drain_errors() {
+  std::string out;
+  while (uint32_t e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
+
+constexpr std::size_t kMaxSslIo = 1u << 30;  // SSL_read/SSL_write take int lengths
+
+}  // namespace
+
+TlsStream::TlsStream(tcp::socket socket, bssl::UniquePtr<SSL> ssl)
+    : socket_(std::move(socket)), ssl_(std::move(ssl)) {
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  peer_ = endpoint_string(socket_);
+  // The fd BIO does not own the fd (BIO_NOCLOSE): the asio socket does.
+  SSL_set_fd(ssl_.get(), static_cast<int>(socket_.native_handle()));
+  SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+
+TlsStream::~TlsStream() = default;
+
+Result<void> TlsStream::fail(const char* op, int ret) {
+  const int err = SSL_get_error(ssl_.get(), ret);
+  std::string why = verify_failure(ssl_.get());
+  std::string lib = drain_errors();
+  if (why.empty()) why = lib;
+  if (why.empty() && err == SSL_ERROR_SYSCALL) why = errno != 0 ? std::strerror(errno) : "connection closed by peer";
+  if (why.empty()) why = fmt::format("SSL error {}", err);
+  return errorf(ErrorKind::TlsHandshake, "TLS {} with {}: {}", op, peer_, why);
+}
+
+asio::awaitable<Result<void>> TlsStream::wait_for(int ssl_error) {
+  auto type = ssl_error == SSL_ERROR_WANT_WRITE ? tcp::socket::wait_write : tcp::socket::wait_read;
+  auto [ec] = co_await socket_.async_wait(type, asio::as_tuple(asio::use_awaitable));
+  if (ec == asio::error::operation_aborted) co_return make_error(ErrorKind::Cancelled, "TLS wait cancelled with " + peer_);
+  if (ec) co_return make_error(ErrorKind::Io, fmt::format("TLS wait with {}: {}", peer_, ec.message()));
+  co_return ok();
+}
+
+asio::awaitable<Result<void>> TlsStream::handshake(std::chrono::milliseconds timeout) {
+  asio::steady_timer deadline(socket_.get_executor());
+  bool timed_out = false;
+  deadline.expires_after(timeout);
+  // The frame owns the timer: leaving this coroutine cancels it and the handler only reads its flag.
+  deadline.async_wait([this, &timed_out](boost::system::error_code ec) {
+    if (ec) return;
+    timed_out = true;
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+  });
+  for (;;) {
+    ERR_clear_error();
+    const int r = SSL_do_handshake(ssl_.get());
+    if (r == 1) break;
+    const int err = SSL_get_error(ssl_.get(), r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      auto w = co_await wait_for(err);
+      if (!w) {
+        close();
+        if (timed_out)
+          co_return errorf(ErrorKind::Timeout, "TLS handshake with {} timed out after {} ms", peer_, timeout.count());
+        co_return w;
+      }
+      continue;
+    }
+    auto e = fail("handshake", r);
+    close();
+    co_return e;
+  }
+  deadline.cancel();
+
+  const uint8_t* alpn = nullptr;
+  unsigned alpn_len = 0;
+  SSL_get0_alpn_selected(ssl_.get(), &alpn, &alpn_len);
+  if (std::string_view(reinterpret_cast<const char*>(alpn), alpn_len) != "h2") {
+    close();
+    co_return errorf(ErrorKind::TlsHandshake, "TLS handshake with {}: ALPN h2 was not negotiated", peer_);
+  }
+  if (SSL_version(ssl_.get()) != TLS1_3_VERSION) {
+    close();
+    co_return errorf(ErrorKind::TlsHandshake, "TLS handshake with {}: negotiated {} instead of TLSv1.3", peer_,
+                     SSL_get_version(ssl_.get()));
+  }
+  co_return ok();
+}
+
+asio::awaitable<Result<std::size_t>> TlsStream::read_some(std::span<std::uint8_t> buf) {
+  if (buf.empty()) co_return std::size_t{0};
+  std::size_t got = 0;
+  for (;;) {
+    ERR_clear_error();
+    errno = 0;
+    const std::size_t want = std::min(buf.size() - got, kMaxSslIo);
+    const int r = SSL_read(ssl_.get(), buf.data() + got, static_cast<int>(want));
+    if (r > 0) {
+      got += static_cast<std::size_t>(r);
+      if (got == buf.size()) co_return got;
+      continue;  // drain what is already decryptable without waiting again
+    }
+    const int err = SSL_get_error(ssl_.get(), r);
+    if (got > 0 && (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)) co_return got;
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      auto w = co_await wait_for(err);
+      if (!w) co_return std::move(w).error();
+      continue;
+    }
+    if (got > 0) co_return got;  // report the error on the next call
+    // close_notify, or a TCP FIN without close_notify: both are the end of the byte stream here
+    // (HTTP/2 framing above detects truncation).
+    if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0))
+      co_return std::size_t{0};
+    if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+      const int saved = errno;
+      if (saved == ECONNRESET || saved == EPIPE)
+        co_return make_error(ErrorKind::Closed, fmt::format("TLS read from {}: connection reset", peer_), saved);
+      co_return make_error(ErrorKind::Io, fmt::format("TLS read from {}: {}", peer_, std::strerror(saved)), saved);
+    }
+    auto e = fail("read", r);
+    co_return std::move(e).error();
+  }
+}
+
+asio::awaitable<Result<void>> TlsStream::write_all(std::span<const std::uint8_t> buf) {
+  std::size_t done = 0;
+  while (done < buf.size()) {
+    ERR_clear_error();
+    errno = 0;
+    const std::size_t want = std::min(buf.size() - done, kMaxSslIo);
+    const int r = SSL_write(ssl_.get(), buf.data() + done, static_cast<int>(want));
+    if (r > 0) {
+      done += static_cast<std::size_t>(r);
+      continue;
+    }
+    const int err = SSL_get_error(ssl_.get(), r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      auto w = co_await wait_for(err);
+      if (!w) co_return w;
+      continue;
+    }
+    if (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+      const int saved = errno;
+      co_return make_error(saved == EPIPE || saved == ECONNRESET ? ErrorKind::Closed : ErrorKind::Io,
+                           fmt::format("TLS write to {}: {}", peer_, std::strerror(saved)), saved);
+    }
+    co_return fail("write", r);
+  }
+  co_return ok();
+}
+
+asio::awaitable<Result<void>> TlsStream::shutdown_write() {
+  boost::system::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_send, ec);
+  if (ec && ec != asio::error::not_connected)
+    co_return make_error(ErrorKind::Io, fmt::format("TLS shutdown to {}: {}", peer_, ec.message()));
+  co_return ok();
+}
+
+void TlsStream::close() noexcept {
+  boost::system::error_code ec;
+  if (socket_.is_open()) {
+    // Keep the fd number alive until the SSL forgets it: detach the fd BIO first.
+    SSL_set_fd(ssl_.get(), -1);
+    socket_.close(ec);
+  }
+}
+
+std::optional<SpiffeId> TlsStream::peer_identity() const { return tls::peer_identity(ssl_.get()); }
+
+std::string TlsStream::peer_address() const { return peer_; }
+
+}  // namespace ambient::tls
