@@ -104,8 +104,14 @@ struct Session::Callbacks {
         break;
       case NGHTTP2_GOAWAY:
         self->goaway_received_ = true;
-        if (frame->goaway.error_code != NGHTTP2_NO_ERROR)
+        if (frame->goaway.error_code != NGHTTP2_NO_ERROR) {
           spdlog::info("h2 {}: GOAWAY received: {}", self->peer_, nghttp2_http2_strerror(frame->goaway.error_code));
+          if (!self->error_)
+            self->error_ = make_error(ErrorKind::H2Protocol,
+                                      fmt::format("GOAWAY from {}: {}", self->peer_,
+                                                  nghttp2_http2_strerror(frame->goaway.error_code)),
+                                      static_cast<int>(frame->goaway.error_code));
+        }
         break;
       default:
         break;
@@ -189,7 +195,14 @@ struct Session::Callbacks {
 
   static int on_frame_send(nghttp2_session* ng, const nghttp2_frame* frame, void* user) {
     auto* self = static_cast<Session*>(user);
-    if (frame->hd.type == NGHTTP2_GOAWAY) self->goaway_sent_ = true;
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+      self->goaway_sent_ = true;
+      if (frame->goaway.error_code != NGHTTP2_NO_ERROR && !self->error_)
+        self->error_ = make_error(ErrorKind::H2Protocol,
+                                  fmt::format("sent GOAWAY to {}: {}", self->peer_,
+                                              nghttp2_http2_strerror(frame->goaway.error_code)),
+                                  static_cast<int>(frame->goaway.error_code));
+    }
     const bool ends = frame->hd.type == NGHTTP2_RST_STREAM ||
                       ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
                        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM));

@@ -58,11 +58,12 @@ TlsStream::~TlsStream() = default;
 Result<void> TlsStream::fail(const char* op, int ret) {
   const int err = SSL_get_error(ssl_.get(), ret);
   std::string why = verify_failure(ssl_.get());
+  const ErrorKind kind = why.empty() ? ErrorKind::TlsHandshake : verify_failure_kind(ssl_.get());
   std::string lib = drain_errors();
   if (why.empty()) why = lib;
   if (why.empty() && err == SSL_ERROR_SYSCALL) why = errno != 0 ? std::strerror(errno) : "connection closed by peer";
   if (why.empty()) why = fmt::format("SSL error {}", err);
-  return errorf(ErrorKind::TlsHandshake, "TLS {} with {}: {}", op, peer_, why);
+  return errorf(kind, "TLS {} with {}: {}", op, peer_, why);
 }
 
 asio::awaitable<Result<void>> TlsStream::wait_for(int ssl_error) {

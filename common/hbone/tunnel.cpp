@@ -1,0 +1,66 @@
+#include "common/hbone/tunnel.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/tls/tls_context.h"
+#include "common/tls/tls_stream.h"
+
+namespace ambient::hbone {
+
+namespace asio = boost::asio;
+
+namespace {
+std::string format_endpoint(const asio::ip::tcp::endpoint& ep) {
+  if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
+  return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+}
+}  // namespace
+
+asio::awaitable<Result<std::shared_ptr<h2::Session>>> dial(asio::ip::tcp::endpoint to, SSL_CTX* client_ctx,
+                                                           std::vector<std::string> expected_sans, DialOptions options) {
+  auto tcp = co_await net::connect(to, options.connect_timeout);
+  if (!tcp) {
+    Error e = std::move(tcp).error();
+    if (e.kind == ErrorKind::Timeout)
+      e.context += " (connection timed out, maybe a NetworkPolicy is blocking HBONE port 15008)";
+    co_return e;
+  }
+  auto ssl = tls::new_client_ssl(client_ctx, std::move(expected_sans));
+  if (!ssl) co_return std::move(ssl).error();
+  tls::TlsStream stream(std::move(tcp->socket()), std::move(*ssl));
+  auto hs = co_await stream.handshake(options.handshake_timeout);
+  if (!hs) co_return std::move(hs).error();
+  auto ex = co_await asio::this_coro::executor;
+  auto session = h2::Session::client(ex, h2::make_transport(std::move(stream)), options.h2, format_endpoint(to));
+  if (!session) co_return std::move(session).error();
+  asio::co_spawn(ex, [s = *session]() -> asio::awaitable<void> {
+        auto r = co_await s->run();
+        if (!r) spdlog::debug("hbone: connection to {} ended: {}", s->peer(), r.error());
+      }, asio::detached);
+  co_return *session;
+}
+
+asio::awaitable<Result<void>> serve_connection(net::TcpStream connection, SSL_CTX* server_ctx, StreamHandler handler,
+                                               ServeOptions options) {
+  const std::string address = format_endpoint(connection.peer());
+  auto ssl = tls::new_server_ssl(server_ctx);
+  if (!ssl) co_return std::move(ssl).error();
+  tls::TlsStream stream(std::move(connection.socket()), std::move(*ssl));
+  auto hs = co_await stream.handshake(options.handshake_timeout);
+  if (!hs) co_return std::move(hs).error();
+  auto id = stream.peer_identity();
+  if (!id) co_return errorf(ErrorKind::PeerIdentity, "HBONE peer {} presented no SPIFFE identity", address);
+  auto peer = std::make_shared<const PeerInfo>(PeerInfo{*id, address});
+  auto ex = co_await asio::this_coro::executor;
+  auto session = h2::Session::server(
+      ex, h2::make_transport(std::move(stream)), options.h2,
+      [peer, handler = std::move(handler)](std::shared_ptr<h2::Stream> s) { return handler(peer, std::move(s)); },
+      address);
+  if (!session) co_return std::move(session).error();
+  co_return co_await (*session)->run();
+}
+
+}  // namespace ambient::hbone
