@@ -1,31 +1,90 @@
 #!/usr/bin/env bash
-# setup.sh: install every Debian package the project needs to build, test and benchmark.
-# Idempotent: skips apt entirely when everything is already installed; runs `apt-get update` at most once.
+# setup.sh: the one entry point on a fresh Debian machine (root, or sudo).
+#
+#   ./setup.sh demo   install packages, build, run the main job on the embedded default
+#   ./setup.sh test   install packages, build (warnings are errors), run every test suite
+#   ./setup.sh deps   only install the Debian packages
+#   ./setup.sh build  install packages and build
+#
+# Packages are installed with apt-get only when missing (`apt-get update` at most once per run).
+# Build directory: $BUILD_DIR (default ./build). Extra CMake flags: $CMAKE_FLAGS
+# (e.g. CMAKE_FLAGS=-DAMBIENT_SANITIZE=ON for an ASan+UBSan build).
 set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+JOBS=${JOBS:-2}
 
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev llvm
-  # libraries (see ../shared/DESIGN.md section 2)
+  # libraries (DESIGN.md section 2)
   libboost1.81-dev android-libboringssl-dev libnghttp2-dev
   libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libfmt-dev libspdlog-dev libyaml-cpp-dev doctest-dev libbenchmark-dev
-  # test and benchmark peers
+  # test and benchmark peers, network namespaces
   iproute2 iptables nftables procps psmisc openssl haproxy nginx stunnel4 wrk iperf3 nghttp2-client python3
 )
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#PACKAGES[@]} packages present"
-  exit 0
-fi
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+install_deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup: all ${#PACKAGES[@]} packages present"
+    return
+  fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: packages installed"
+}
+
+build() {
+  install_deps
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DAMBIENT_WERROR=ON ${CMAKE_FLAGS:-} >/dev/null
+  echo "setup: building in $BUILD_DIR with $JOBS jobs"
+  ninja -C "$BUILD_DIR" -j "$JOBS"
+}
+
+run_demo() {
+  build
+  DEMO_DIR=$(mktemp -d)
+  SERVER_PID=""
+  trap 'if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi; rm -rf "$DEMO_DIR"' EXIT
+  local dir=$DEMO_DIR
+  local bin="$BUILD_DIR/ztunnel/hbone-demo"
+  echo
+  echo "== HBONE demo: two processes, mutual TLS 1.3 with SPIFFE identities, HTTP/2 CONNECT tunnels =="
+  "$bin" ca --out "$dir/cacerts"
+  "$bin" server --cacerts "$dir/cacerts" --listen 127.0.0.1:15008 --app 127.0.0.1:18080 >"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 50); do grep -q '^ready' "$dir/server.log" 2>/dev/null && break; sleep 0.1; done
+  local rc=0
+  "$bin" client --cacerts "$dir/cacerts" --connect 127.0.0.1:15008 --target 127.0.0.1:18080 --sizes 1Ki,1Mi,64Mi || rc=$?
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+  echo
+  echo "-- server side (inbound) log --"
+  grep -v '^ready' "$dir/server.log"
+  return $rc
+}
+
+run_tests() {
+  build
+  cd "$BUILD_DIR"
+  ctest --output-on-failure -j 1 --timeout 1200
+}
+
+case "${1:-}" in
+  deps) install_deps ;;
+  build) build ;;
+  demo) run_demo ;;
+  test) run_tests ;;
+  *) echo "usage: ./setup.sh demo|test|build|deps" >&2; exit 2 ;;
+esac
