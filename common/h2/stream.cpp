@@ -17,6 +17,7 @@ Stream::Stream(std::shared_ptr<Session> session, asio::any_io_executor ex)
 Stream::~Stream() = default;
 
 Error Stream::closed_error(const char* op) const {
+  if (locally_closed_) return make_error(ErrorKind::Cancelled, fmt::format("stream {} {}: closed locally", id_, op));
   if (session_error_) return make_error(session_error_->kind, fmt::format("stream {} {}: {}", id_, op, session_error_->context));
   if (reset_)
     return make_error(ErrorKind::StreamReset,
@@ -65,7 +66,7 @@ asio::awaitable<Result<std::size_t>> Stream::read_some(std::span<std::uint8_t> b
     }
     if (remote_end_) co_return std::size_t{0};
     if (closed_) {
-      if (reset_ && !session_error_ && (reset_code_ == NGHTTP2_NO_ERROR || reset_code_ == NGHTTP2_CANCEL))
+      if (reset_ && !session_error_ && !locally_closed_ && (reset_code_ == NGHTTP2_NO_ERROR || reset_code_ == NGHTTP2_CANCEL))
         co_return std::size_t{0};
       co_return closed_error("read");
     }
@@ -79,12 +80,23 @@ asio::awaitable<Result<void>> Stream::write_all(std::span<const std::uint8_t> bu
   if (local_end_) co_return errorf(ErrorKind::Internal, "stream {}: write after shutdown_write", id_);
   if (!has_data_source_) co_return errorf(ErrorKind::Internal, "stream {}: no body was announced for this stream", id_);
   pending_ = buf;
+  // If this coroutine is destroyed while suspended, forget the caller's buffer before it dies.
+  struct AbandonGuard {
+    Stream* s;
+    ~AbandonGuard() {
+      if (s != nullptr && !s->pending_.empty()) {
+        s->pending_ = {};
+        s->close();
+      }
+    }
+  } guard{this};
   if (data_deferred_) {
     data_deferred_ = false;
     nghttp2_session_resume_data(session_->ng_, id_);
   }
   session_->signal_write();
   while (!pending_.empty() && !closed_) co_await tx_.wait();
+  guard.s = nullptr;
   if (!pending_.empty()) {
     pending_ = {};
     co_return closed_error("write");
@@ -117,7 +129,16 @@ void Stream::close() noexcept {
     recv_.clear();
     recv_off_ = 0;
   }
+  if (closed_ || id_ < 0) return;
   reset(NGHTTP2_CANCEL);
+  // Our side is done now; on_stream_close follows when nghttp2 has sent the RST_STREAM.
+  closed_ = true;
+  reset_ = true;
+  locally_closed_ = true;
+  reset_code_ = NGHTTP2_CANCEL;
+  pending_ = {};
+  rx_.notify();
+  tx_.notify();
 }
 
 asio::awaitable<void> Stream::finish_after_handler() {

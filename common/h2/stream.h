@@ -11,7 +11,10 @@
 // - shutdown_write() ends our side with END_STREAM (after pending data, or trailers when set).
 //   read_some() returns 0 at the peer's END_STREAM, or at RST_STREAM NO_ERROR/CANCEL (HBONE peers
 //   use those to end the stream); other resets are StreamReset errors with the HTTP/2 code.
-// - The owner must end the stream: both directions finished, or close() (RST_STREAM CANCEL).
+// - The owner must end the stream: both directions finished, or close() (RST_STREAM CANCEL). close() takes
+//   effect at once for this side: pending and later reads and writes fail without waiting for the frame.
+// - A write_all() abandoned mid-way (its coroutine destroyed, e.g. the loser of an `||`) resets the stream,
+//   since part of the buffer may already be framed; nghttp2 never keeps a pointer into a dead buffer.
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -58,6 +61,8 @@ class Stream {
 
   std::size_t buffered_bytes() const noexcept { return recv_.size() - recv_off_; }
   bool finished() const noexcept { return closed_; }
+  bool remote_ended() const noexcept { return remote_end_; }  // the peer's END_STREAM arrived
+  bool was_reset() const noexcept { return reset_; }          // ended by RST_STREAM (either side) or session loss
   std::uint32_t reset_code() const noexcept { return reset_code_; }
 
  private:
@@ -89,6 +94,7 @@ class Stream {
   bool has_data_source_ = false;  // request/response submitted with a data provider
   bool closed_ = false;           // nghttp2 closed the stream (or the session died)
   bool reset_ = false;            // closed by RST_STREAM (reset_code_) or session failure
+  bool locally_closed_ = false;   // close() was called: reads and writes now fail with Cancelled
   std::uint32_t reset_code_ = 0;
   std::optional<Error> session_error_;
   Notify rx_;  // reader wake-up: data, END_STREAM, headers, close
