@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh: the one entry point on a fresh Debian machine (root, or sudo).
 #
-#   ./setup.sh demo   install packages, build, run the main job on the embedded default
+#   ./setup.sh demo   install packages, build, run the main job on the embedded default (two ztunnels)
+#   ./setup.sh hbone-demo   the foundation's two-process HBONE tunnel demo
 #   ./setup.sh test   install packages, build (warnings are errors), run every test suite
 #   ./setup.sh deps   only install the Debian packages
 #   ./setup.sh build  install packages and build
@@ -53,6 +54,12 @@ build() {
 
 run_demo() {
   build
+  echo
+  python3 "$ROOT/ztunnel/demo/embedded_demo.py" "$BUILD_DIR"
+}
+
+run_hbone_demo() {
+  build
   DEMO_DIR=$(mktemp -d)
   SERVER_PID=""
   trap 'if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; fi; rm -rf "$DEMO_DIR"' EXIT
@@ -85,6 +92,7 @@ case "${1:-}" in
   deps) install_deps ;;
   build) build ;;
   demo) run_demo ;;
+  hbone-demo) run_hbone_demo ;;
   test) run_tests ;;
-  *) echo "usage: ./setup.sh demo|test|build|deps" >&2; exit 2 ;;
+  *) echo "usage: ./setup.sh demo|test|build|deps|hbone-demo" >&2; exit 2 ;;
 esac

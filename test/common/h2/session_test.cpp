@@ -374,3 +374,54 @@ TEST_SUITE("common/h2/session") {
     CHECK(took < 2s);
   }
 }
+
+TEST_SUITE("common/h2/stream") {
+  TEST_CASE("close() fails a blocked reader at once; an abandoned write_all resets the stream") {
+    asio::io_context io(1);
+    std::shared_ptr<h2::Stream> server_side;
+    auto silent = [&](std::shared_ptr<h2::Stream> s) -> asio::awaitable<void> {
+      REQUIRE(s->respond(200));
+      server_side = s;
+      while (!s->finished()) co_await sleep_for(20ms);
+    };
+    H2Server server(io, quiet(), silent);
+    run_coro(io, [&]() -> asio::awaitable<void> {
+      using namespace asio::experimental::awaitable_operators;
+      auto c = co_await connect_client(server.port(), quiet());
+      REQUIRE(c);
+      auto st = co_await (*c)->connect("10.0.0.1:80", {}, 5s);
+      REQUIRE(st);
+      // A reader blocked on a silent peer; close() from another coroutine must wake it with Cancelled.
+      Result<std::size_t> got = std::size_t{0};
+      auto reader = [&]() -> asio::awaitable<void> {
+        std::vector<std::uint8_t> buf(16);
+        got = co_await (*st)->read_some(buf);
+      };
+      auto closer = [&]() -> asio::awaitable<void> {
+        co_await sleep_for(50ms);
+        (*st)->close();
+      };
+      const auto t0 = std::chrono::steady_clock::now();
+      co_await (reader() && closer());
+      CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+      REQUIRE_FALSE(got);
+      CHECK(got.error().kind == ErrorKind::Cancelled);
+      CHECK((*st)->was_reset());
+
+      // write_all of 64 MiB to a peer that never reads stalls at the window; lose it to a timer.
+      auto st2 = co_await (*c)->connect("10.0.0.1:81", {}, 5s);
+      REQUIRE(st2);
+      {
+        auto big = std::make_unique<std::vector<std::uint8_t>>(pattern(64 << 20));
+        auto r = co_await ((*st2)->write_all(*big) || sleep_for(200ms));
+        CHECK(r.index() == 1);  // the timer won: the write was abandoned
+        big.reset();            // the buffer is gone; nghttp2 must not read it any more
+      }
+      co_await sleep_for(100ms);
+      CHECK((*st2)->finished());
+      CHECK((*c)->alive());
+      (*c)->shutdown();
+    }());
+    server.stop();
+  }
+}

@@ -1,0 +1,260 @@
+#include "ztunnel/app/app.h"
+
+#include <fmt/chrono.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+
+#include "common/admin/logging_handler.h"
+#include "common/state/config_dump.h"
+#include "common/state/local_config.h"
+#include "common/telemetry/access_log.h"
+#include "common/telemetry/process_metrics.h"
+#include "common/tls/pki.h"
+
+namespace ambient::ztunnel {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::string json_escape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<int>(c));
+        else out += c;
+    }
+  }
+  return out;
+}
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", std::chrono::floor<std::chrono::seconds>(t));
+}
+
+}  // namespace
+
+App::App(Config config) : config_(std::move(config)) {}
+
+App::~App() {
+  for (auto& w : workers_) {
+    w->io.stop();
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+void App::publish(std::shared_ptr<const state::Snapshot> snapshot) {
+  snapshot_ = snapshot;
+  for (auto& w : workers_) {
+    if (w->thread.joinable())
+      asio::post(w->io, [p = w->proxy.get(), snapshot] { p->set_snapshot(snapshot); });
+    else
+      w->proxy->set_snapshot(snapshot);
+  }
+}
+
+void App::publish(std::shared_ptr<const CertBundle> certs) {
+  for (auto& w : workers_) {
+    if (w->thread.joinable())
+      asio::post(w->io, [p = w->proxy.get(), certs] { p->set_certs(certs); });
+    else
+      w->proxy->set_certs(certs);
+  }
+}
+
+Result<void> App::start() {
+  telemetry::set_access_log_format(config_.log_json ? telemetry::LogFormat::Json : telemetry::LogFormat::Plain);
+  telemetry::register_process_metrics(registry_);
+  telemetry::register_build_info(registry_, "ztunnel", "0.1.0");
+  tcp_metrics_ = std::make_unique<telemetry::IstioTcpMetrics>(registry_);
+  auto state_task = readiness_.register_task("state manager");
+  auto proxy_task = readiness_.register_task("proxy");
+
+  // State: the local config file (xDS arrives with the control-plane issue).
+  if (config_.local_config_path.empty())
+    return errorf(ErrorKind::InvalidArgument,
+                  "no state source: set LOCAL_XDS_PATH (or --local-config) to a local config file");
+  auto local = state::load_local_config(config_.local_config_path);
+  if (!local) return std::move(local).error();
+  AMBIENT_TRY(state::apply_local_config(*local, builder_));
+  snapshot_ = builder_.build();
+  spdlog::info("state: loaded {} workloads, {} services, {} policies from {}", snapshot_->workloads().size(),
+               snapshot_->services().size(), snapshot_->policies().size(), config_.local_config_path);
+
+  // The local workload (dedicated mode) must be in the state: its identity is what we serve and present.
+  const state::Workload* local_workload = nullptr;
+  for (const auto& [uid, w] : snapshot_->workloads())
+    if (w->namespace_() == config_.workload.ns && w->name() == config_.workload.name) local_workload = w.get();
+  if (local_workload == nullptr)
+    return errorf(ErrorKind::NotFound, "PROXY_WORKLOAD_INFO {}/{}/{}: no workload named {} in namespace {} in {}",
+                  config_.workload.ns, config_.workload.name, config_.workload.service_account, config_.workload.name,
+                  config_.workload.ns, config_.local_config_path);
+  const std::string identity = state::workload_identity(*local_workload);
+  if (state::workload_service_account(*local_workload) != config_.workload.service_account)
+    return errorf(ErrorKind::InvalidArgument, "PROXY_WORKLOAD_INFO says service account {}, but {} in {} has {}",
+                  config_.workload.service_account, config_.workload.name, config_.local_config_path,
+                  state::workload_service_account(*local_workload));
+
+  // Identity: the built-in CA.
+  Result<tls::CertificateAuthority> ca = config_.cacerts_dir.empty()
+                                             ? tls::CertificateAuthority::create_self_signed(config_.trust_domain, std::chrono::hours(24 * 365))
+                                             : tls::CertificateAuthority::load_cacerts_dir(config_.cacerts_dir);
+  if (!ca) return errorf(ca.error().kind, "built-in CA{}: {}", config_.cacerts_dir.empty() ? "" : " from " + config_.cacerts_dir,
+                         ca.error().context);
+  if (config_.cacerts_dir.empty())
+    spdlog::warn("identity: built-in CA is self-signed and private to this process: peers trust it only if they "
+                 "share it (set CA_CERTS_DIR to istiod-style cacerts to interoperate)");
+
+  // Workers (constructed and bound here; their threads start below).
+  for (unsigned i = 0; i < config_.worker_threads; ++i) {
+    auto w = std::make_unique<Worker>();
+    auto& shard = registry_.add_shard(fmt::format("worker-{}", i));
+    w->proxy = std::make_unique<Proxy>(w->io, config_, *tcp_metrics_, shard, counters_);
+    w->proxy->set_snapshot(snapshot_);
+    AMBIENT_TRY(w->proxy->start());
+    if (i == 0) data_plane_ = w->proxy->bound();
+    workers_.push_back(std::move(w));
+  }
+  identities_ = std::make_unique<IdentityManager>(control_.get_executor(), std::move(*ca), config_.secret_ttl,
+                                                  [this](std::shared_ptr<const CertBundle> b) { publish(std::move(b)); });
+  AMBIENT_TRY(identities_->set_identities({identity}));
+  readiness_.mark_ready(state_task);
+
+  // Control-plane-side servers.
+  admin_ = std::make_unique<admin::HttpServer>(control_.get_executor(), admin::HttpServerOptions{.name = "admin"});
+  admin_->route("GET", "/config_dump", [this](const admin::Request&) {
+    admin::Response r;
+    r.content_type = "application/json";
+    r.body = config_dump();
+    return r;
+  });
+  admin_->route("POST", "/logging", admin::handle_logging);
+  admin_->route("GET", "/logging", admin::handle_logging);
+  admin_->route("POST", "/quitquitquit", [this](const admin::Request&) {
+    asio::post(control_, [this] { shutdown(); });
+    return admin::Response::text(200, "OK\n");
+  });
+  auto a = admin_->listen(config_.admin);
+  if (!a) return errorf(ErrorKind::Io, "admin server: {}", a.error().context);
+  admin_ep_ = *a;
+  metrics_ = std::make_unique<admin::HttpServer>(control_.get_executor(), admin::HttpServerOptions{.name = "metrics"});
+  auto metrics_handler = [this](const admin::Request& req) {
+    const auto format = telemetry::negotiate_format(req.header("accept"));
+    admin::Response r;
+    r.content_type = std::string(telemetry::content_type(format));
+    r.body = registry_.render(format);
+    return r;
+  };
+  metrics_->route("GET", "/metrics", metrics_handler);
+  metrics_->route("GET", "/stats/prometheus", metrics_handler);
+  auto m = metrics_->listen(config_.metrics);
+  if (!m) return errorf(ErrorKind::Io, "metrics server: {}", m.error().context);
+  metrics_ep_ = *m;
+  ready_server_ = std::make_unique<admin::HttpServer>(control_.get_executor(), admin::HttpServerOptions{.name = "readiness"});
+  admin::add_readiness_route(*ready_server_, readiness_);
+  auto rd = ready_server_->listen(config_.readiness);
+  if (!rd) return errorf(ErrorKind::Io, "readiness server: {}", rd.error().context);
+  readiness_ep_ = *rd;
+
+  for (auto& w : workers_) {
+    w->thread = std::thread([io = &w->io] {
+      auto guard = asio::make_work_guard(*io);
+      io->run();
+    });
+  }
+  readiness_.mark_ready(proxy_task);
+  signals_.add(SIGINT);
+  signals_.add(SIGTERM);
+  signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (!ec) {
+      spdlog::info("received signal {}, starting drain", sig);
+      shutdown();
+    }
+  });
+  std::string listeners;
+  for (const auto& ep : data_plane_) listeners += fmt::format(" {}:{}", ep.address().to_string(), ep.port());
+  spdlog::info("ztunnel {} ({}/{}) ready: {} workers, data plane on{}, admin {}:{}, metrics {}:{}, readiness {}:{}",
+               identity, config_.workload.ns, config_.workload.name, workers_.size(), listeners,
+               admin_ep_.address().to_string(), admin_ep_.port(), metrics_ep_.address().to_string(), metrics_ep_.port(),
+               readiness_ep_.address().to_string(), readiness_ep_.port());
+  return ok();
+}
+
+std::string App::config_dump() const {
+  std::string state = state::config_dump_json(*snapshot_, true);
+  std::string certs = "[";
+  bool first = true;
+  for (const auto& [id, c] : identities_->current()->certs) {
+    auto chain = c->key.chain_pem();
+    auto roots = c->key.roots_pem();
+    certs += fmt::format("{}\n    {{\"identity\": \"{}\", \"state\": \"Available\", \"validFrom\": \"{}\", "
+                         "\"expirationTime\": \"{}\", \"serialNumber\": \"{}\", \"certChain\": \"{}\", \"rootCerts\": \"{}\"}}",
+                         first ? "" : ",", json_escape(id), iso8601(c->not_before), iso8601(c->not_after),
+                         tls::serial_hex(c->key.leaf()), json_escape(chain ? *chain : ""), json_escape(roots ? *roots : ""));
+    first = false;
+  }
+  certs += "\n  ]";
+  // The state dump is one JSON object: splice the certificates and the effective config in before its end.
+  auto end = state.rfind('}');
+  std::string extra = fmt::format(
+      ",\n  \"certificates\": {},\n  \"config\": {{\"proxyMode\": \"dedicated\", \"workload\": \"{}/{}/{}\", \"localXdsPath\": \"{}\", "
+      "\"trustDomain\": \"{}\", \"workerThreads\": {}, \"poolMaxStreamsPerConnection\": {}, \"network\": \"{}\", \"clusterId\": \"{}\"}},\n"
+      "  \"version\": \"{}\"\n",
+      certs, json_escape(config_.workload.ns), json_escape(config_.workload.name), json_escape(config_.workload.service_account),
+      json_escape(config_.local_config_path), json_escape(config_.trust_domain), config_.worker_threads,
+      config_.pool_max_streams_per_connection, json_escape(config_.network), json_escape(config_.cluster_id), snapshot_->version());
+  auto body_end = state.find_last_not_of(" \n", end - 1);
+  return state.substr(0, body_end + 1) + extra + "}\n";
+}
+
+void App::shutdown() {
+  if (draining_) return;
+  draining_ = true;
+  drain_deadline_ = std::chrono::steady_clock::now() + config_.termination_deadline;
+  for (auto& w : workers_) asio::post(w->io, [p = w->proxy.get()] { p->stop_accepting(); });
+  drain_step();
+}
+
+void App::drain_step() {
+  const auto live = counters_.live.load(std::memory_order_relaxed);
+  const bool expired = std::chrono::steady_clock::now() >= drain_deadline_;
+  if (live == 0 || expired) {
+    if (live > 0) {
+      spdlog::info("drain deadline passed with {} live connections: closing them", live);
+      for (auto& w : workers_) asio::post(w->io, [p = w->proxy.get()] { p->close_all(); });
+    }
+    // Let the workers flush their last frames (GOAWAY, RST) and log, then stop.
+    drain_timer_.expires_after(std::chrono::milliseconds(100));
+    drain_timer_.async_wait([this](boost::system::error_code) {
+      for (auto& w : workers_) w->io.stop();
+      if (admin_) admin_->stop();
+      if (metrics_) metrics_->stop();
+      if (ready_server_) ready_server_->stop();
+      signals_.cancel();
+      control_.stop();
+    });
+    return;
+  }
+  drain_timer_.expires_after(std::chrono::milliseconds(50));
+  drain_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) drain_step();
+  });
+}
+
+int App::run() {
+  control_.run();
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+  spdlog::info("ztunnel stopped");
+  return 0;
+}
+
+}  // namespace ambient::ztunnel

@@ -1,0 +1,80 @@
+#pragma once
+// App: ztunnel's process. The control thread (the caller of run()) owns configuration, state snapshots,
+// certificates, the admin (15000), metrics (15020) and readiness (15021) servers and shutdown; N worker
+// threads each run one io_context with their own Proxy (listeners with SO_REUSEPORT, HBONE pool).
+// State reaches workers only as immutable snapshots posted to their io_context.
+//
+// Shutdown (SIGTERM, SIGINT, POST /quitquitquit): workers stop accepting and send GOAWAY on pooled
+// connections; live connections may finish until CONNECTION_TERMINATION_DEADLINE; then the rest are
+// closed and the process exits 0.
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/admin/http_server.h"
+#include "common/admin/readiness.h"
+#include "common/base/result.h"
+#include "common/state/snapshot_builder.h"
+#include "common/telemetry/metrics.h"
+#include "common/telemetry/tcp_metrics.h"
+#include "ztunnel/app/config.h"
+#include "ztunnel/app/identity_manager.h"
+#include "ztunnel/proxy/proxy.h"
+
+namespace ambient::ztunnel {
+
+class App {
+ public:
+  explicit App(Config config);
+  ~App();
+
+  // Loads state and identities, binds every listener, starts the workers. Errors name what failed.
+  Result<void> start();
+  // Runs the control thread until shutdown completes. Returns the process exit code.
+  int run();
+  // Begins a graceful shutdown (any thread).
+  void shutdown();
+
+  // Bound addresses (for tests and logs): data-plane listeners of worker 0, then admin, metrics, readiness.
+  const std::vector<boost::asio::ip::tcp::endpoint>& data_plane_endpoints() const { return data_plane_; }
+  boost::asio::ip::tcp::endpoint admin_endpoint() const { return admin_ep_; }
+  boost::asio::ip::tcp::endpoint metrics_endpoint() const { return metrics_ep_; }
+  boost::asio::ip::tcp::endpoint readiness_endpoint() const { return readiness_ep_; }
+  boost::asio::io_context& control() { return control_; }
+
+ private:
+  struct Worker {
+    boost::asio::io_context io{1};
+    std::unique_ptr<Proxy> proxy;
+    std::thread thread;
+  };
+  void publish(std::shared_ptr<const state::Snapshot> snapshot);
+  void publish(std::shared_ptr<const CertBundle> certs);
+  std::string config_dump() const;
+  void drain_step();
+
+  Config config_;
+  boost::asio::io_context control_{1};
+  telemetry::Registry registry_;
+  std::unique_ptr<telemetry::IstioTcpMetrics> tcp_metrics_;
+  ProxyCounters counters_;
+  state::SnapshotBuilder builder_;
+  std::shared_ptr<const state::Snapshot> snapshot_ = state::Snapshot::empty();
+  std::unique_ptr<IdentityManager> identities_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  admin::Readiness readiness_;
+  std::unique_ptr<admin::HttpServer> admin_, metrics_, ready_server_;
+  boost::asio::signal_set signals_{control_};
+  boost::asio::steady_timer drain_timer_{control_};
+  std::chrono::steady_clock::time_point drain_deadline_{};
+  bool draining_ = false;
+  std::vector<boost::asio::ip::tcp::endpoint> data_plane_;
+  boost::asio::ip::tcp::endpoint admin_ep_, metrics_ep_, readiness_ep_;
+};
+
+}  // namespace ambient::ztunnel

@@ -1,0 +1,94 @@
+#pragma once
+// Proxy: one worker's share of one proxy instance (dedicated mode: the single local workload). It owns
+// the worker's listeners (SO_REUSEPORT: every worker binds the same ports and the kernel spreads
+// connections), the worker's HBONE pool and the per-connection coroutines. Everything here runs on the
+// worker's io_context; the control thread only posts new snapshots and certificate bundles.
+//
+// Listeners (reference ztunnel.md 2): 15001 captured outbound (SO_ORIGINAL_DST), 15080 SOCKS5, 15008
+// HBONE inbound, 15006 captured inbound plaintext. Every connection records exactly one outcome: a metrics
+// close and one access-log line.
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "common/base/result.h"
+#include "common/hbone/pool.h"
+#include "common/net/tcp_stream.h"
+#include "common/state/snapshot.h"
+#include "common/telemetry/tcp_metrics.h"
+#include "ztunnel/app/config.h"
+#include "ztunnel/app/identity_manager.h"
+#include "ztunnel/proxy/outbound_request.h"
+
+namespace ambient::ztunnel {
+
+// Counters the app reads for readiness, drain and tests (worker-thread writes, relaxed reads elsewhere).
+struct ProxyCounters {
+  std::atomic<std::uint64_t> live{0};            // connections in flight (all listeners)
+  std::atomic<std::uint64_t> outbound_total{0};
+  std::atomic<std::uint64_t> inbound_total{0};
+  std::atomic<std::uint64_t> denied_total{0};
+};
+
+class Proxy {
+ public:
+  Proxy(boost::asio::io_context& io, const Config& config, const telemetry::IstioTcpMetrics& metrics,
+        telemetry::MetricsShard& shard, ProxyCounters& counters);
+  ~Proxy();
+  Proxy(const Proxy&) = delete;
+  Proxy& operator=(const Proxy&) = delete;
+
+  // Binds every listener (SO_REUSEPORT) and starts accepting. Worker thread.
+  Result<void> start();
+  // The bound endpoints (after start): for tests binding port 0 and for logs.
+  const std::vector<boost::asio::ip::tcp::endpoint>& bound() const { return bound_; }
+
+  void set_snapshot(std::shared_ptr<const state::Snapshot> snapshot);
+  void set_certs(std::shared_ptr<const CertBundle> certs);
+
+  // Drain step 1: stop accepting, GOAWAY pooled connections. Live connections continue.
+  void stop_accepting();
+  // Drain step 2 (deadline passed): close every live connection now.
+  void close_all();
+  hbone::PoolStats pool_stats() const { return pool_.stats(); }
+
+ private:
+  struct Live;  // a live connection's abortive closer
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor acceptor, int kind);
+  boost::asio::awaitable<void> serve_outbound(net::TcpStream app, SocketAddr original, bool socks);
+  boost::asio::awaitable<void> serve_inbound(net::TcpStream connection);
+  boost::asio::awaitable<void> serve_inbound_plaintext(net::TcpStream connection);
+  boost::asio::awaitable<Result<net::TcpStream>> connect_upstream(const SocketAddr& to,
+                                                                 const std::optional<boost::asio::ip::address>& source);
+  boost::asio::awaitable<Result<std::shared_ptr<h2::Session>>> dial(const hbone::PoolKey& key);
+  std::uint64_t track(std::function<void()> closer);
+  void untrack(std::uint64_t id);
+  const state::Workload* local_workload() const { return local_; }
+
+  boost::asio::io_context& io_;
+  const Config& config_;
+  telemetry::TcpMetricsRecorder metrics_;
+  ProxyCounters& counters_;
+  std::shared_ptr<const state::Snapshot> snapshot_;
+  const state::Workload* local_ = nullptr;   // in snapshot_: the workload this proxy serves
+  std::string local_identity_;
+  std::shared_ptr<const CertBundle> certs_;
+  hbone::Pool pool_;
+  std::list<boost::asio::ip::tcp::acceptor> acceptors_;  // stable addresses: accept loops hold references
+  std::vector<boost::asio::ip::tcp::endpoint> bound_;
+  std::vector<std::uint16_t> own_ports_;
+  std::unordered_map<std::uint64_t, std::function<void()>> live_;
+  std::uint64_t next_live_ = 1;
+  bool accepting_ = true;
+  std::uint64_t random_state_;
+};
+
+}  // namespace ambient::ztunnel
