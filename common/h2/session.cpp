@@ -302,7 +302,7 @@ asio::awaitable<void> Session::read_loop() {
     }
     if (*r == 0) {
       // EOF: clean if nothing was in flight and nghttp2 expected no more.
-      const bool clean = streams_.empty();
+      const bool clean = streams_.empty() && !error_;  // an earlier GOAWAY error stays the outcome
       fail_all(make_error(ErrorKind::Closed, fmt::format("connection closed by {}", peer_)));
       if (clean) error_.reset();
       break;

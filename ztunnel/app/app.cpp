@@ -3,6 +3,8 @@
 #include <fmt/chrono.h>
 #include <spdlog/spdlog.h>
 
+#include <future>
+
 #include <boost/asio/post.hpp>
 
 #include "common/admin/logging_handler.h"
@@ -120,7 +122,14 @@ Result<void> App::start() {
     w->proxy = std::make_unique<Proxy>(w->io, config_, *tcp_metrics_, shard, counters_);
     w->proxy->set_snapshot(snapshot_);
     AMBIENT_TRY(w->proxy->start());
-    if (i == 0) data_plane_ = w->proxy->bound();
+    if (i == 0) {
+      // Port 0 (tests) picks a port once: every other worker binds the same ports (SO_REUSEPORT).
+      data_plane_ = w->proxy->bound();
+      config_.outbound_port = w->proxy->outbound_port();
+      config_.inbound_port = w->proxy->inbound_port();
+      config_.inbound_plaintext_port = w->proxy->inbound_plaintext_port();
+      if (config_.socks5_enabled) config_.socks5_port = w->proxy->socks5_port();
+    }
     workers_.push_back(std::move(w));
   }
   identities_ = std::make_unique<IdentityManager>(control_.get_executor(), std::move(*ca), config_.secret_ttl,
@@ -139,7 +148,7 @@ Result<void> App::start() {
   admin_->route("POST", "/logging", admin::handle_logging);
   admin_->route("GET", "/logging", admin::handle_logging);
   admin_->route("POST", "/quitquitquit", [this](const admin::Request&) {
-    asio::post(control_, [this] { shutdown(); });
+    shutdown();
     return admin::Response::text(200, "OK\n");
   });
   auto a = admin_->listen(config_.admin);
@@ -216,6 +225,28 @@ std::string App::config_dump() const {
 }
 
 void App::shutdown() {
+  asio::post(control_, [this] { begin_drain(); });
+}
+
+hbone::PoolStats App::pool_stats() {
+  hbone::PoolStats total;
+  for (auto& w : workers_) {
+    std::promise<hbone::PoolStats> p;
+    auto f = p.get_future();
+    asio::post(w->io, [&p, proxy = w->proxy.get()] { p.set_value(proxy->pool_stats()); });
+    auto s = f.get();
+    total.connects_attempted += s.connects_attempted;
+    total.connects_failed += s.connects_failed;
+    total.streams_opened += s.streams_opened;
+    total.streams_reused += s.streams_reused;
+    total.idle_released += s.idle_released;
+    total.connections += s.connections;
+    total.draining += s.draining;
+  }
+  return total;
+}
+
+void App::begin_drain() {
   if (draining_) return;
   draining_ = true;
   drain_deadline_ = std::chrono::steady_clock::now() + config_.termination_deadline;

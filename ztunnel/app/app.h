@@ -39,6 +39,10 @@ class App {
   int run();
   // Begins a graceful shutdown (any thread).
   void shutdown();
+  // Pooled HBONE connections over all workers (any thread; waits for each worker to answer).
+  hbone::PoolStats pool_stats();
+  const ProxyCounters& counters() const { return counters_; }
+  const Config& config() const { return config_; }
 
   // Bound addresses (for tests and logs): data-plane listeners of worker 0, then admin, metrics, readiness.
   const std::vector<boost::asio::ip::tcp::endpoint>& data_plane_endpoints() const { return data_plane_; }
@@ -56,6 +60,7 @@ class App {
   void publish(std::shared_ptr<const state::Snapshot> snapshot);
   void publish(std::shared_ptr<const CertBundle> certs);
   std::string config_dump() const;
+  void begin_drain();
   void drain_step();
 
   Config config_;

@@ -119,8 +119,12 @@ Result<void> Proxy::start() {
     if (!acc) return errorf(ErrorKind::Io, "{} listener: {}", kListenerNames[w.kind], acc.error().context);
     if (config_.packet_mark != 0) (void)net::set_mark(acc->native_handle(), config_.packet_mark);
     bound_.push_back(acc->local_endpoint());
+    ports_[w.kind] = bound_.back().port();
     asio::co_spawn(io_, accept_loop(std::move(*acc), w.kind), asio::detached);
   }
+  own_ports_.clear();  // the ports really bound (port 0 in tests)
+  for (auto p : ports_)
+    if (p != 0) own_ports_.push_back(p);
   return ok();
 }
 

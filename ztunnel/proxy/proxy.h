@@ -50,6 +50,11 @@ class Proxy {
   Result<void> start();
   // The bound endpoints (after start): for tests binding port 0 and for logs.
   const std::vector<boost::asio::ip::tcp::endpoint>& bound() const { return bound_; }
+  // Port actually bound per listener (0 when disabled): the next workers reuse it (SO_REUSEPORT).
+  std::uint16_t outbound_port() const { return ports_[0]; }
+  std::uint16_t socks5_port() const { return ports_[1]; }
+  std::uint16_t inbound_port() const { return ports_[2]; }
+  std::uint16_t inbound_plaintext_port() const { return ports_[3]; }
 
   void set_snapshot(std::shared_ptr<const state::Snapshot> snapshot);
   void set_certs(std::shared_ptr<const CertBundle> certs);
@@ -84,6 +89,7 @@ class Proxy {
   hbone::Pool pool_;
   std::list<boost::asio::ip::tcp::acceptor> acceptors_;  // stable addresses: accept loops hold references
   std::vector<boost::asio::ip::tcp::endpoint> bound_;
+  std::uint16_t ports_[4] = {0, 0, 0, 0};
   std::vector<std::uint16_t> own_ports_;
   std::unordered_map<std::uint64_t, std::function<void()>> live_;
   std::uint64_t next_live_ = 1;
