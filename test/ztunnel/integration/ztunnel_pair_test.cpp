@@ -97,7 +97,8 @@ struct Pair {
   AccessLogCapture log;
   std::unique_ptr<RunningZtunnel> server, client;
   explicit Pair(unsigned workers = 1) {
-    (void)log::set_level("warn");  // the access log is captured; keep the test output short
+    (void)ambient::log::set_level("warn");  // keep the test output short...
+    telemetry::access_logger()->set_level(spdlog::level::debug);  // ...but capture every access record
     write_cacerts(dir + "/cacerts");
     std::ofstream(dir + "/mesh.yaml") << mesh_yaml(echo.port());
     server = std::make_unique<RunningZtunnel>(pair_config(dir + "/mesh.yaml", dir + "/cacerts", "127.0.0.3", "demo/server/server", workers));
