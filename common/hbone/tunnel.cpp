@@ -21,7 +21,14 @@ std::string format_endpoint(const asio::ip::tcp::endpoint& ep) {
 
 asio::awaitable<Result<std::shared_ptr<h2::Session>>> dial(asio::ip::tcp::endpoint to, SSL_CTX* client_ctx,
                                                            std::vector<std::string> expected_sans, DialOptions options) {
-  auto tcp = co_await net::connect(to, options.connect_timeout);
+  Result<net::TcpStream> tcp = make_error(ErrorKind::Internal, "unset");
+  if (options.make_socket) {
+    auto sock = options.make_socket(to.protocol());
+    if (!sock) co_return std::move(sock).error();
+    tcp = co_await net::connect(std::move(*sock), to, options.connect_timeout);
+  } else {
+    tcp = co_await net::connect(to, options.connect_timeout);
+  }
   if (!tcp) {
     Error e = std::move(tcp).error();
     if (e.kind == ErrorKind::Timeout)

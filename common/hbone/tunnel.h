@@ -27,9 +27,12 @@ namespace ambient::hbone {
 inline constexpr std::uint16_t kHbonePort = 15008;
 
 struct DialOptions {
+  DialOptions() = default;  // user-declared: GCC 12 mis-copies aggregates built inside co_await
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds handshake_timeout{10'000};
   h2::Settings h2;
+  // Makes the TCP socket (e.g. inside a pod's netns, marked). Empty: a plain socket in our own netns.
+  std::function<Result<boost::asio::ip::tcp::socket>(const boost::asio::ip::tcp&)> make_socket;
 };
 
 // The client side of one HBONE connection. The session's run() is spawned on the caller's executor; the

@@ -115,11 +115,12 @@ Result<void> App::start() {
     spdlog::warn("identity: built-in CA is self-signed and private to this process: peers trust it only if they "
                  "share it (set CA_CERTS_DIR to istiod-style cacerts to interoperate)");
 
-  // Workers (constructed and bound here; their threads start below).
+  // Workers (constructed and bound here; their threads start below). Dedicated mode: our own netns.
+  auto sockets = std::make_shared<const DefaultSocketFactory>(config_.packet_mark);
   for (unsigned i = 0; i < config_.worker_threads; ++i) {
     auto w = std::make_unique<Worker>();
     auto& shard = registry_.add_shard(fmt::format("worker-{}", i));
-    w->proxy = std::make_unique<Proxy>(w->io, config_, *tcp_metrics_, shard, counters_);
+    w->proxy = std::make_unique<Proxy>(w->io, config_, sockets, *tcp_metrics_, shard, counters_);
     w->proxy->set_snapshot(snapshot_);
     AMBIENT_TRY(w->proxy->start());
     if (i == 0) {

@@ -87,9 +87,9 @@ ResponseFlags flags_for(const Error& e) {
 
 }  // namespace
 
-Proxy::Proxy(asio::io_context& io, const Config& config, const telemetry::IstioTcpMetrics& metrics,
-             telemetry::MetricsShard& shard, ProxyCounters& counters)
-    : io_(io), config_(config), metrics_(metrics, shard), counters_(counters), snapshot_(state::Snapshot::empty()),
+Proxy::Proxy(asio::io_context& io, const Config& config, std::shared_ptr<const SocketFactory> sockets,
+             const telemetry::IstioTcpMetrics& metrics, telemetry::MetricsShard& shard, ProxyCounters& counters)
+    : io_(io), config_(config), sockets_(std::move(sockets)), metrics_(metrics, shard), counters_(counters), snapshot_(state::Snapshot::empty()),
       certs_(std::make_shared<CertBundle>()),
       pool_(io.get_executor(), [this](const hbone::PoolKey& key) { return dial(key); },
             hbone::PoolOptions{config.pool_max_streams_per_connection, config.pool_unused_release_timeout}),
@@ -115,9 +115,8 @@ Result<void> Proxy::start() {
     // SOCKS5 is a local front: it binds loopback unless the bind address is itself specific.
     auto addr = config_.bind_address;
     if (w.kind == kSocks5 && addr.is_unspecified()) addr = asio::ip::make_address("127.0.0.1");
-    auto acc = net::listen(io_.get_executor(), {addr, w.port}, net::ListenOptions{.reuseport = true, .backlog = 1024});
+    auto acc = sockets_->listen(io_.get_executor(), {addr, w.port}, net::ListenOptions{.reuseport = true, .backlog = 1024});
     if (!acc) return errorf(ErrorKind::Io, "{} listener: {}", kListenerNames[w.kind], acc.error().context);
-    if (config_.packet_mark != 0) (void)net::set_mark(acc->native_handle(), config_.packet_mark);
     bound_.push_back(acc->local_endpoint());
     ports_[w.kind] = bound_.back().port();
     asio::co_spawn(io_, accept_loop(std::move(*acc), w.kind), asio::detached);
@@ -214,17 +213,17 @@ asio::awaitable<Result<std::shared_ptr<h2::Session>>> Proxy::dial(const hbone::P
   hbone::DialOptions opts;
   opts.connect_timeout = config_.connect_timeout;
   opts.h2 = config_.h2;
+  opts.make_socket = [this](const tcp& protocol) { return sockets_->socket(io_.get_executor(), protocol); };
   co_return co_await hbone::dial(key.destination, cert->client_ctx.get(), key.destination_sans, opts);
 }
 
 asio::awaitable<Result<net::TcpStream>> Proxy::connect_upstream(const SocketAddr& to,
                                                                 const std::optional<asio::ip::address>& source) {
   const tcp::endpoint ep = to_endpoint(to);
-  tcp::socket sock(io_);
+  auto made = sockets_->socket(io_.get_executor(), ep.protocol());
+  if (!made) co_return errorf(ErrorKind::Io, "socket for {}: {}", to.to_string(), made.error().context);
+  tcp::socket sock = std::move(*made);
   boost::system::error_code ec;
-  sock.open(ep.protocol(), ec);
-  if (ec) co_return errorf(ErrorKind::Io, "socket for {}: {}", to.to_string(), ec.message());
-  if (config_.packet_mark != 0) (void)net::set_mark(sock.native_handle(), config_.packet_mark);
   if (source && config_.orig_src && *source != ep.address() && source->is_v4() == ep.address().is_v4()) {
     // Keep the client's address towards the app (ztunnel's freebind_connect). Needs CAP_NET_ADMIN.
     const auto family = ep.address().is_v4() ? net::IpFamily::V4 : net::IpFamily::V6;
@@ -242,8 +241,9 @@ asio::awaitable<Result<net::TcpStream>> Proxy::connect_upstream(const SocketAddr
                      t ? ec.message() : t.error().context);
       }
       sock.close(ec);
-      sock.open(ep.protocol(), ec);
-      if (config_.packet_mark != 0) (void)net::set_mark(sock.native_handle(), config_.packet_mark);
+      auto fresh = sockets_->socket(io_.get_executor(), ep.protocol());
+      if (!fresh) co_return errorf(ErrorKind::Io, "socket for {}: {}", to.to_string(), fresh.error().context);
+      sock = std::move(*fresh);
     }
   }
   co_return co_await net::connect(std::move(sock), ep, config_.connect_timeout);

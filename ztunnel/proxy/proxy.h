@@ -27,6 +27,7 @@
 #include "ztunnel/app/config.h"
 #include "ztunnel/app/identity_manager.h"
 #include "ztunnel/proxy/outbound_request.h"
+#include "ztunnel/proxy/socket_factory.h"
 
 namespace ambient::ztunnel {
 
@@ -40,8 +41,9 @@ struct ProxyCounters {
 
 class Proxy {
  public:
-  Proxy(boost::asio::io_context& io, const Config& config, const telemetry::IstioTcpMetrics& metrics,
-        telemetry::MetricsShard& shard, ProxyCounters& counters);
+  // `sockets` creates every listener and outbound socket (own netns, or a pod's netns in in-pod mode).
+  Proxy(boost::asio::io_context& io, const Config& config, std::shared_ptr<const SocketFactory> sockets,
+        const telemetry::IstioTcpMetrics& metrics, telemetry::MetricsShard& shard, ProxyCounters& counters);
   ~Proxy();
   Proxy(const Proxy&) = delete;
   Proxy& operator=(const Proxy&) = delete;
@@ -80,6 +82,7 @@ class Proxy {
 
   boost::asio::io_context& io_;
   const Config& config_;
+  std::shared_ptr<const SocketFactory> sockets_;
   telemetry::TcpMetricsRecorder metrics_;
   ProxyCounters& counters_;
   std::shared_ptr<const state::Snapshot> snapshot_;

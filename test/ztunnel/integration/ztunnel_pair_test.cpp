@@ -205,8 +205,8 @@ TEST_SUITE("ztunnel/integration/pair") {
     REQUIRE_MESSAGE(got.has_value(), (got ? "" : got.error().message()));
     CHECK(got->size() == data.size());
     CHECK((*got == data));
-    std::this_thread::sleep_for(200ms);  // the access-log lines are written when each side finishes
-    const std::string log = pair.log.text();
+    pair.log.wait_for("direction=\"outbound\"");
+    const std::string log = pair.log.wait_for("direction=\"inbound\"");
     INFO(log);
     CHECK(log.find("direction=\"outbound\"") != std::string::npos);
     CHECK(log.find("direction=\"inbound\"") != std::string::npos);
@@ -282,8 +282,8 @@ TEST_SUITE("ztunnel/integration/pair") {
       auto n = co_await c->second.read_some(buf);
       CHECK((!n || *n == 0));  // closed
     }());
-    std::this_thread::sleep_for(100ms);
-    const std::string log = pair.log.text();
+    pair.log.wait_for("policy rejection");
+    const std::string log = pair.log.wait_for("answered 401");
     INFO(log);
     CHECK(log.find("policy rejection: deny: explicitly denied by: demo/deny-port-9") != std::string::npos);
     CHECK(log.find("answered 401") != std::string::npos);
@@ -304,8 +304,7 @@ TEST_SUITE("ztunnel/integration/pair") {
     }());
     REQUIRE(got);
     CHECK((*got == pattern(100'000, 9)));
-    std::this_thread::sleep_for(100ms);
-    const std::string log = pair.log.text();
+    const std::string log = pair.log.wait_for(fmt::format("dst.addr=127.0.0.9:{}", outside.port()));
     CHECK(log.find(fmt::format("dst.addr=127.0.0.9:{}", outside.port())) != std::string::npos);
     CHECK(pair.server->app->counters().inbound_total.load() == 0);  // it never touched the server ztunnel
   }

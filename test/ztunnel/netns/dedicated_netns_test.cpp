@@ -183,7 +183,9 @@ TEST_SUITE("ztunnel/netns/dedicated") {
     CHECK(got->size() == data.size());
     CHECK((*got == data));
     CHECK(app_saw_peer == "10.77.0.2");  // ztunnel B connected to the app from inside node B
+    // Each side writes its access-log line when its own copy ends.
     REQUIRE(zb.wait_for("direction=\"inbound\"", 5s));
+    REQUIRE(za.wait_for("direction=\"outbound\"", 5s));
     const std::string blog = zb.text(), alog = za.text();
     INFO(blog);
     INFO(alog);

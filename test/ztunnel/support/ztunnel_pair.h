@@ -59,6 +59,17 @@ struct AccessLogCapture {
     telemetry::access_logger()->flush();
     return out->str();
   }
+  // Waits until `n` lines contain `needle` (records are written when each side's copy ends).
+  std::string wait_for(std::string_view needle, int n = 1, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      std::string t = text();
+      int count = 0;
+      for (std::size_t pos = t.find(needle); pos != std::string::npos; pos = t.find(needle, pos + 1)) ++count;
+      if (count >= n || std::chrono::steady_clock::now() >= deadline) return t;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
 };
 
 struct RunningZtunnel {
