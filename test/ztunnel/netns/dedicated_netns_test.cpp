@@ -194,6 +194,57 @@ TEST_SUITE("ztunnel/netns/dedicated") {
     CHECK(blog.find("bytes_recv=2097152") != std::string::npos);
     CHECK(alog.find("direction=\"outbound\"") != std::string::npos);
     CHECK(alog.find("dst.addr=10.77.0.2:15008") != std::string::npos);  // tunnelled, not passthrough
+
+    // Inbound plaintext: a connection to port 8081 is not captured in node A, so it arrives in node B as
+    // plain TCP; B's PREROUTING REDIRECT sends it to ztunnel B's 15006 (no identity), which forwards it to
+    // the app after authorization.
+    REQUIRE(b.exec({"iptables", "-t", "nat", "-A", "PREROUTING", "-p", "tcp", "-d", "10.77.0.2", "--dport", "8081", "-j",
+                    "REDIRECT", "--to-ports", "15006"}) == 0);
+    auto app2 = net::in_netns(bns->get(), [&] { return net::listen(io.get_executor(), {asio::ip::make_address("10.77.0.2"), 8081}); });
+    REQUIRE(app2);
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+          auto c = co_await net::accept(*app2);
+          if (!c) co_return;
+          std::vector<std::uint8_t> buf(65536);
+          for (;;) {
+            auto n = co_await c->read_some(buf);
+            if (!n || *n == 0) break;
+            if (!co_await c->write_all(std::span<const std::uint8_t>(buf.data(), *n))) co_return;
+          }
+          (void)co_await c->shutdown_write();
+        }, asio::detached);
+    auto plain = run_coro(io, [&]() -> asio::awaitable<Result<std::string>> {
+      auto sock = net::in_netns(ans->get(), [&] {
+        tcp::socket s(io);
+        s.open(tcp::v4());
+        return s;
+      });
+      if (!sock) co_return sock.error();
+      auto c = co_await net::connect(std::move(*sock), {asio::ip::make_address("10.77.0.2"), 8081}, 5s);
+      if (!c) co_return c.error();
+      const std::string msg = "plaintext hello";
+      if (auto w = co_await c->write_all(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(msg.data()), msg.size())); !w)
+        co_return w.error();
+      (void)co_await c->shutdown_write();
+      std::string back;
+      std::vector<std::uint8_t> buf(1024);
+      for (;;) {
+        auto n = co_await c->read_some(buf);
+        if (!n || *n == 0) break;
+        back.append(reinterpret_cast<const char*>(buf.data()), *n);
+      }
+      co_return back;
+    }());
+    REQUIRE_MESSAGE(plain.has_value(), (plain ? std::string() : plain.error().message()));
+    CHECK(*plain == "plaintext hello");
+    REQUIRE(zb.wait_for("dst.addr=10.77.0.2:8081", 5s));
+    const std::string blog2 = zb.text();
+    const auto line_start = blog2.rfind('\n', blog2.find("dst.addr=10.77.0.2:8081"));
+    const std::string line = blog2.substr(line_start + 1, blog2.find('\n', line_start + 1) - line_start - 1);
+    INFO(line);
+    CHECK(line.find("direction=\"inbound\"") != std::string::npos);
+    CHECK(line.find("src.identity") == std::string::npos);  // plaintext: no identity
+    CHECK(line.find("bytes_recv=15") != std::string::npos);
     std::filesystem::remove_all(dir);
   }
 }
