@@ -111,8 +111,9 @@ struct Pair {
   }
 };
 
-// SOCKS5 CONNECT to ip:port through the client ztunnel; returns the reply code (0 = success) and the stream.
-asio::awaitable<Result<std::pair<int, net::TcpStream>>> socks_connect(const char* ip, std::uint16_t port) {
+// SOCKS5 CONNECT to ip:port (or a domain name) through the client ztunnel; returns the reply code
+// (0 = success) and the stream.
+asio::awaitable<Result<std::pair<int, net::TcpStream>>> socks_connect(std::string host, std::uint16_t port) {
   auto s = co_await net::connect({asio::ip::make_address("127.0.0.2"), 15080}, 5s);
   if (!s) co_return s.error();
   const std::uint8_t hello[] = {5, 1, 0};
@@ -124,8 +125,19 @@ asio::awaitable<Result<std::pair<int, net::TcpStream>>> socks_connect(const char
     if (!n || *n == 0) co_return make_error(ErrorKind::Closed, "socks greeting");
     got += *n;
   }
-  auto a = asio::ip::make_address_v4(ip).to_bytes();
-  const std::uint8_t req[] = {5, 1, 0, 1, a[0], a[1], a[2], a[3], static_cast<std::uint8_t>(port >> 8), static_cast<std::uint8_t>(port)};
+  std::vector<std::uint8_t> req = {5, 1, 0};
+  boost::system::error_code ec;
+  auto v4 = asio::ip::make_address_v4(host, ec);
+  if (!ec) {
+    req.push_back(1);
+    for (auto b : v4.to_bytes()) req.push_back(b);
+  } else {
+    req.push_back(3);
+    req.push_back(static_cast<std::uint8_t>(host.size()));
+    req.insert(req.end(), host.begin(), host.end());
+  }
+  req.push_back(static_cast<std::uint8_t>(port >> 8));
+  req.push_back(static_cast<std::uint8_t>(port));
   if (auto r = co_await s->write_all(req); !r) co_return r.error();
   got = 0;
   while (got < 10) {
@@ -223,6 +235,21 @@ TEST_SUITE("ztunnel/integration/pair") {
     const std::string client_metrics = scrape(pair.client->app->metrics_endpoint());
     CHECK(client_metrics.find("istio_tcp_connections_opened_total{reporter=\"source\"") != std::string::npos);
     CHECK(client_metrics.find("destination_service=\"echo.demo.svc.cluster.local\"") != std::string::npos);
+  }
+
+  TEST_CASE("SOCKS5 domain target: a mesh service hostname resolves to its VIP") {
+    Pair pair;
+    asio::io_context io;
+    auto got = run_coro(io, [&]() -> asio::awaitable<Result<std::vector<std::uint8_t>>> {
+      auto c = co_await socks_connect("echo.demo.svc.cluster.local", 80);
+      if (!c) co_return c.error();
+      CHECK(c->first == 0);
+      co_return co_await echo_through(c->second, pattern(10'000, 4));
+    }());
+    REQUIRE_MESSAGE(got.has_value(), (got ? "" : got.error().message()));
+    CHECK((*got == pattern(10'000, 4)));
+    const std::string log = pair.log.wait_for("direction=\"inbound\"");
+    CHECK(log.find("dst.service=\"echo.demo.svc.cluster.local\"") != std::string::npos);
   }
 
   TEST_CASE("1000 concurrent connections share pooled HBONE connections (100 streams each)") {
