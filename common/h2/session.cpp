@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
@@ -326,6 +327,9 @@ asio::awaitable<void> Session::read_loop() {
     accepted_.clear();
     signal_write();
     if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) break;
+    // Let the readers just woken run before decrypting more: the bytes they copy out of their stream
+    // buffer are still in cache, and the buffers stay small.
+    co_await asio::post(ex_, asio::use_awaitable);
   }
 }
 

@@ -1,5 +1,7 @@
 #include "common/hbone/connect_headers.h"
 
+#include "common/net/endpoint.h"
+
 #include <algorithm>
 #include <span>
 
@@ -184,12 +186,7 @@ void append_forwarded_value(std::string& out, std::string_view v) {
 // qdtext / quoted-pair payload: HTAB, SP, VCHAR, obs-text.
 bool is_qtext_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7F); }
 
-std::string endpoint_string(const tcp::endpoint& ep) {
-  asio::ip::address ip = ep.address();
-  if (ip.is_v6() && ip.to_v6().is_v4_mapped()) ip = asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6());
-  if (ip.is_v6()) return fmt::format("[{}]:{}", ip.to_string(), ep.port());
-  return fmt::format("{}:{}", ip.to_string(), ep.port());
-}
+std::string endpoint_string(const tcp::endpoint& ep) { return net::format_endpoint(ep); }
 
 std::string hex(std::span<const std::uint8_t> bytes) {
   std::string out;

@@ -5,6 +5,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/net/endpoint.h"
 #include "common/tls/tls_context.h"
 #include "common/tls/tls_stream.h"
 
@@ -12,12 +13,7 @@ namespace ambient::hbone {
 
 namespace asio = boost::asio;
 
-namespace {
-std::string format_endpoint(const asio::ip::tcp::endpoint& ep) {
-  if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
-  return fmt::format("{}:{}", ep.address().to_string(), ep.port());
-}
-}  // namespace
+using net::format_endpoint;
 
 asio::awaitable<Result<std::shared_ptr<h2::Session>>> dial(asio::ip::tcp::endpoint to, SSL_CTX* client_ctx,
                                                            std::vector<std::string> expected_sans, DialOptions options) {

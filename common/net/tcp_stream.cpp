@@ -1,5 +1,7 @@
 #include "common/net/tcp_stream.h"
 
+#include "common/net/endpoint.h"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -24,10 +26,7 @@ namespace {
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
-std::string to_string(const tcp::endpoint& ep) {
-  if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
-  return fmt::format("{}:{}", ep.address().to_string(), ep.port());
-}
+std::string to_string(const tcp::endpoint& ep) { return format_endpoint(ep); }
 
 ErrorKind kind_of(const error_code& ec) {
   if (ec == asio::error::operation_aborted) return ErrorKind::Cancelled;

@@ -1,5 +1,7 @@
 #include "common/state/config_dump.h"
 
+#include "common/base/json.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <string_view>
@@ -82,25 +84,8 @@ class JsonWriter {
     out_ += '\n';
     out_.append(first_.size() * 2, ' ');
   }
-  void quote(std::string_view s) {
-    out_ += '"';
-    for (char c : s) {
-      switch (c) {
-        case '"': out_ += "\\\""; break;
-        case '\\': out_ += "\\\\"; break;
-        case '\n': out_ += "\\n"; break;
-        case '\r': out_ += "\\r"; break;
-        case '\t': out_ += "\\t"; break;
-        default:
-          if (static_cast<unsigned char>(c) < 0x20) {
-            out_ += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-          } else {
-            out_ += c;
-          }
-      }
-    }
-    out_ += '"';
-  }
+  void quote(std::string_view s) { json::append_string(out_, s); }
+
 
   bool pretty_;
   bool after_key_ = false;

@@ -1,5 +1,7 @@
 #include "common/telemetry/access_log.h"
 
+#include "common/base/json.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <ctime>
@@ -35,26 +37,6 @@ void append_rust_debug(std::string& out, std::string_view v) {
   out += '"';
 }
 
-// JSON string (serde_json's escaping).
-void append_json_string(std::string& out, std::string_view v) {
-  out += '"';
-  for (char ch : v) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        else out += ch;
-    }
-  }
-  out += '"';
-}
 
 // ---- one field list, two encodings ----------------------------------------------------------------
 
@@ -236,17 +218,17 @@ std::string format_json(const ConnectionRecord& rec, std::chrono::system_clock::
   std::string out;
   out.reserve(640);
   out += "{\"level\":";
-  append_json_string(out, level_text(level_of(rec)));
+  json::append_string(out, level_text(level_of(rec)));
   out += ",\"time\":";
-  append_json_string(out, format_timestamp(now));
+  json::append_string(out, format_timestamp(now));
   out += ",\"scope\":\"access\",\"message\":";
-  append_json_string(out, message_of(rec.event));
+  json::append_string(out, message_of(rec.event));
   for (const Field& f : fields) {
     out += ',';
-    append_json_string(out, f.key);
+    json::append_string(out, f.key);
     out += ':';
     if (f.kind == Kind::Number) fmt::format_to(std::back_inserter(out), "{}", f.number);
-    else append_json_string(out, f.text);
+    else json::append_string(out, f.text);
   }
   out += '}';
   return out;

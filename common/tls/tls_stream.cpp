@@ -5,11 +5,16 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <memory>
+
+#include <openssl/bio.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "common/net/endpoint.h"
 #include "common/tls/tls_context.h"
 
 namespace ambient::tls {
@@ -22,9 +27,7 @@ namespace {
 std::string endpoint_string(const tcp::socket& s) {
   boost::system::error_code ec;
   auto ep = s.remote_endpoint(ec);
-  if (ec) return "unknown-peer";
-  if (ep.address().is_v6()) return fmt::format("[{}]:{}", ep.address().to_string(), ep.port());
-  return fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  return ec ? "unknown-peer" : net::format_endpoint(ep);
 }
 
 // Drains the BoringSSL error queue into one readable string.
@@ -41,6 +44,57 @@ std::string drain_errors() {
 
 constexpr std::size_t kMaxSslIo = 1u << 30;  // SSL_read/SSL_write take int lengths
 
+// Read-ahead BIO: BoringSSL asks its BIO for a 5-byte record header and then the record body, which on an
+// fd BIO is two read(2) calls per 16 KiB record. This BIO reads up to kReadAhead bytes per syscall and
+// serves records from that buffer (allocated at the first read, freed with the SSL). Writes stay on the
+// fd BIO. SSL_read drains the buffer before reporting WANT_READ, so readiness waits stay correct.
+constexpr std::size_t kReadAhead = 64u << 10;
+
+struct ReadAhead {
+  int fd;
+  std::unique_ptr<std::uint8_t[]> buf;
+  std::size_t off = 0, len = 0;
+};
+
+int read_ahead_read(BIO* b, char* out, int outl) {
+  auto* ra = static_cast<ReadAhead*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  if (ra->off == ra->len) {
+    if (!ra->buf) ra->buf = std::make_unique<std::uint8_t[]>(kReadAhead);
+    const ssize_t n = ::read(ra->fd, ra->buf.get(), kReadAhead);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_read(b);
+      return -1;
+    }
+    if (n == 0) return 0;
+    ra->off = 0;
+    ra->len = static_cast<std::size_t>(n);
+  }
+  const std::size_t k = std::min(static_cast<std::size_t>(outl), ra->len - ra->off);
+  std::memcpy(out, ra->buf.get() + ra->off, k);
+  ra->off += k;
+  return static_cast<int>(k);
+}
+
+long read_ahead_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+int read_ahead_destroy(BIO* b) {
+  delete static_cast<ReadAhead*>(BIO_get_data(b));
+  BIO_set_data(b, nullptr);
+  return 1;
+}
+
+const BIO_METHOD* read_ahead_method() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* x = BIO_meth_new(BIO_TYPE_SOURCE_SINK, "read-ahead");
+    BIO_meth_set_read(x, read_ahead_read);
+    BIO_meth_set_ctrl(x, read_ahead_ctrl);
+    BIO_meth_set_destroy(x, read_ahead_destroy);
+    return x;
+  }();
+  return m;
+}
+
 }  // namespace
 
 TlsStream::TlsStream(tcp::socket socket, bssl::UniquePtr<SSL> ssl)
@@ -50,6 +104,10 @@ TlsStream::TlsStream(tcp::socket socket, bssl::UniquePtr<SSL> ssl)
   peer_ = endpoint_string(socket_);
   // The fd BIO does not own the fd (BIO_NOCLOSE): the asio socket does.
   SSL_set_fd(ssl_.get(), static_cast<int>(socket_.native_handle()));
+  BIO* rbio = BIO_new(read_ahead_method());
+  BIO_set_data(rbio, new ReadAhead{static_cast<int>(socket_.native_handle()), nullptr});
+  BIO_set_init(rbio, 1);
+  SSL_set0_rbio(ssl_.get(), rbio);  // takes ownership; the fd BIO stays the write BIO
   SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
 

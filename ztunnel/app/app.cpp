@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 
 #include "common/admin/logging_handler.h"
+#include "common/base/json.h"
 #include "common/state/config_dump.h"
 #include "common/state/local_config.h"
 #include "common/telemetry/access_log.h"
@@ -20,23 +21,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string json_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<int>(c));
-        else out += c;
-    }
-  }
-  return out;
-}
 
 std::string iso8601(std::chrono::system_clock::time_point t) {
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", std::chrono::floor<std::chrono::seconds>(t));
@@ -205,22 +189,22 @@ std::string App::config_dump() const {
   for (const auto& [id, c] : identities_->current()->certs) {
     auto chain = c->key.chain_pem();
     auto roots = c->key.roots_pem();
-    certs += fmt::format("{}\n    {{\"identity\": \"{}\", \"state\": \"Available\", \"validFrom\": \"{}\", "
-                         "\"expirationTime\": \"{}\", \"serialNumber\": \"{}\", \"certChain\": \"{}\", \"rootCerts\": \"{}\"}}",
-                         first ? "" : ",", json_escape(id), iso8601(c->not_before), iso8601(c->not_after),
-                         tls::serial_hex(c->key.leaf()), json_escape(chain ? *chain : ""), json_escape(roots ? *roots : ""));
+    certs += fmt::format("{}\n    {{\"identity\": {}, \"state\": \"Available\", \"validFrom\": \"{}\", "
+                         "\"expirationTime\": \"{}\", \"serialNumber\": \"{}\", \"certChain\": {}, \"rootCerts\": {}}}",
+                         first ? "" : ",", json::quote(id), iso8601(c->not_before), iso8601(c->not_after),
+                         tls::serial_hex(c->key.leaf()), json::quote(chain ? *chain : ""), json::quote(roots ? *roots : ""));
     first = false;
   }
   certs += "\n  ]";
   // The state dump is one JSON object: splice the certificates and the effective config in before its end.
   auto end = state.rfind('}');
   std::string extra = fmt::format(
-      ",\n  \"certificates\": {},\n  \"config\": {{\"proxyMode\": \"dedicated\", \"workload\": \"{}/{}/{}\", \"localXdsPath\": \"{}\", "
-      "\"trustDomain\": \"{}\", \"workerThreads\": {}, \"poolMaxStreamsPerConnection\": {}, \"network\": \"{}\", \"clusterId\": \"{}\"}},\n"
+      ",\n  \"certificates\": {},\n  \"config\": {{\"proxyMode\": \"dedicated\", \"workload\": {}, \"localXdsPath\": {}, "
+      "\"trustDomain\": {}, \"workerThreads\": {}, \"poolMaxStreamsPerConnection\": {}, \"network\": {}, \"clusterId\": {}}},\n"
       "  \"version\": \"{}\"\n",
-      certs, json_escape(config_.workload.ns), json_escape(config_.workload.name), json_escape(config_.workload.service_account),
-      json_escape(config_.local_config_path), json_escape(config_.trust_domain), config_.worker_threads,
-      config_.pool_max_streams_per_connection, json_escape(config_.network), json_escape(config_.cluster_id), snapshot_->version());
+      certs, json::quote(config_.workload.ns + "/" + config_.workload.name + "/" + config_.workload.service_account),
+      json::quote(config_.local_config_path), json::quote(config_.trust_domain), config_.worker_threads,
+      config_.pool_max_streams_per_connection, json::quote(config_.network), json::quote(config_.cluster_id), snapshot_->version());
   auto body_end = state.find_last_not_of(" \n", end - 1);
   return state.substr(0, body_end + 1) + extra + "}\n";
 }

@@ -3,22 +3,16 @@
 #include <thread>
 
 #include "common/base/config.h"
+#include "common/net/endpoint.h"
 
 namespace ambient::ztunnel {
 
 namespace {
 
 Result<boost::asio::ip::tcp::endpoint> parse_endpoint(const std::string& text, const std::string& where) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos) return errorf(ErrorKind::InvalidArgument, "{}: '{}' is not HOST:PORT", where, text);
-  std::string host = text.substr(0, colon);
-  if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  boost::system::error_code ec;
-  auto addr = boost::asio::ip::make_address(host, ec);
-  if (ec) return errorf(ErrorKind::InvalidArgument, "{}: '{}' is not an IP address", where, host);
-  auto port = config::parse_int(text.substr(colon + 1), 0, 65535);
-  if (!port) return errorf(ErrorKind::InvalidArgument, "{}: port: {}", where, port.error().context);
-  return boost::asio::ip::tcp::endpoint(addr, static_cast<std::uint16_t>(*port));
+  auto ep = net::parse_endpoint(text);
+  if (!ep) return errorf(ErrorKind::InvalidArgument, "{}: {}", where, ep.error().context);
+  return ep;
 }
 
 Result<unsigned> parse_workers(const std::string& text) {

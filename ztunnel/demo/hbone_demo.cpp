@@ -24,6 +24,7 @@
 #include "common/base/log.h"
 #include "common/hbone/tunnel.h"
 #include "common/net/copy.h"
+#include "common/net/endpoint.h"
 #include "common/net/tcp_stream.h"
 #include "common/tls/ca.h"
 #include "common/tls/pki.h"
@@ -35,18 +36,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-Result<asio::ip::tcp::endpoint> parse_endpoint(const std::string& text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos) return errorf(ErrorKind::InvalidArgument, "'{}' is not HOST:PORT", text);
-  std::string host = text.substr(0, colon);
-  if (host.size() > 1 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  boost::system::error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  if (ec) return errorf(ErrorKind::InvalidArgument, "'{}': '{}' is not an IP address", text, host);
-  auto port = config::parse_int(text.substr(colon + 1), 0, 65535);
-  if (!port) return errorf(ErrorKind::InvalidArgument, "'{}': port: {}", text, port.error().context);
-  return asio::ip::tcp::endpoint(addr, static_cast<std::uint16_t>(*port));
-}
+Result<asio::ip::tcp::endpoint> parse_endpoint(const std::string& text) { return net::parse_endpoint(text); }
 
 std::string human(std::uint64_t bytes) {
   if (bytes >= (1u << 20)) return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));

@@ -11,6 +11,7 @@
 #include "common/hbone/connect_headers.h"
 #include "common/hbone/tunnel.h"
 #include "common/net/copy.h"
+#include "common/net/endpoint.h"
 #include "common/net/socket_options.h"
 #include "common/rbac/authorization.h"
 #include "common/state/ip_asio.h"
@@ -32,7 +33,7 @@ constexpr const char* kListenerNames[] = {"outbound", "socks5", "inbound", "inbo
 SocketAddr from_endpoint(const tcp::endpoint& ep) { return {state::from_asio(ep.address()), ep.port()}; }
 tcp::endpoint to_endpoint(const SocketAddr& a) { return {state::to_asio(a.ip), a.port}; }
 
-std::string endpoint_string(const tcp::endpoint& ep) { return from_endpoint(ep).to_string(); }
+using net::format_endpoint;
 
 // Source-side labels from a workload (may be null: unknown).
 void fill_source(telemetry::TcpLabels& l, const state::Workload* w) {
@@ -186,7 +187,7 @@ asio::awaitable<void> Proxy::accept_loop(tcp::acceptor acceptor, int kind) {
         auto orig = net::original_destination(c->socket().native_handle());
         if (!orig) {
           spdlog::warn("outbound: connection from {} has no original destination ({}); closing",
-                       endpoint_string(c->peer()), orig.error());
+                       format_endpoint(c->peer()), orig.error());
           continue;
         }
         asio::co_spawn(io_, serve_outbound(std::move(*c), from_endpoint(*orig), false), asio::detached);
@@ -266,7 +267,7 @@ asio::awaitable<void> Proxy::serve_outbound(net::TcpStream app, SocketAddr origi
 
   telemetry::ConnectionRecord rec;
   rec.direction = telemetry::Direction::Outbound;
-  rec.src_addr = endpoint_string(client);
+  rec.src_addr = format_endpoint(client);
 
   if (socks) {
     auto target = co_await socks5_handshake(app);
@@ -436,8 +437,8 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
     telemetry::ConnectionRecord rec;
     rec.event = telemetry::AccessEvent::Failed;
     rec.direction = telemetry::Direction::Inbound;
-    rec.src_addr = endpoint_string(peer_ep);
-    rec.dst_addr = endpoint_string(local_ep);
+    rec.src_addr = format_endpoint(peer_ep);
+    rec.dst_addr = format_endpoint(local_ep);
     rec.error = local_ ? "no certificate for " + local_identity_ : "the local workload is not in the config";
     telemetry::emit(rec);
     co_return;
@@ -449,9 +450,9 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
     auto snap = snapshot_;
     telemetry::ConnectionRecord rec;
     rec.direction = telemetry::Direction::Inbound;
-    rec.src_addr = endpoint_string(peer_ep);
+    rec.src_addr = format_endpoint(peer_ep);
     rec.src_identity = peer->identity.to_string();
-    rec.dst_addr = endpoint_string(local_ep);
+    rec.dst_addr = format_endpoint(local_ep);
     const std::string authority(h2::find_header(stream->request_headers(), ":authority").value_or(""));
     const std::string method(h2::find_header(stream->request_headers(), ":method").value_or(""));
     rec.dst_hbone_addr = authority;
@@ -553,8 +554,8 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
     telemetry::ConnectionRecord rec;
     rec.event = telemetry::AccessEvent::Failed;
     rec.direction = telemetry::Direction::Inbound;
-    rec.src_addr = endpoint_string(peer_ep);
-    rec.dst_addr = endpoint_string(local_ep);
+    rec.src_addr = format_endpoint(peer_ep);
+    rec.dst_addr = format_endpoint(local_ep);
     rec.error = r.error().message();
     telemetry::emit(rec);
   }
@@ -566,7 +567,7 @@ asio::awaitable<void> Proxy::serve_inbound_plaintext(net::TcpStream connection) 
   const tcp::endpoint peer_ep = connection.peer();
   telemetry::ConnectionRecord rec;
   rec.direction = telemetry::Direction::Inbound;
-  rec.src_addr = endpoint_string(peer_ep);
+  rec.src_addr = format_endpoint(peer_ep);
   auto orig = net::original_destination(connection.socket().native_handle());
   if (!orig) {
     rec.event = telemetry::AccessEvent::Failed;
