@@ -52,15 +52,26 @@ for n in client server; do
 done
 [ -s "$c/server-bundle.pem" ] || { echo "run.sh: certificate generation failed" >&2; exit 1; }
 
-# ---- ports: free loopback ports picked by the kernel (others may be benchmarking or testing too) ----
+# ---- ports: free loopback ports below the ephemeral range, so outgoing connections of other jobs on
+# this machine (tests run in parallel) cannot take them between this check and the peers' bind ----
 read -r P_IPERF P_ST_C P_ST_S P_HA_C P_HA_S P_PL_C P_PL_S < <(python3 -c '
-import socket
-ss=[socket.socket() for _ in range(7)]
-for s in ss: s.bind(("127.0.0.1",0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
+import random, socket
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+picked = []
+for port in random.sample(range(20000, max(20100, lo)), 400):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port)); picked.append(port)
+    except OSError:
+        pass
+    finally:
+        s.close()
+    if len(picked) == 7: break
+print(" ".join(map(str, picked)))')
+[ -n "$P_PL_S" ] || { echo "run.sh: no free ports" >&2; exit 1; }
 
 # ---- peers ----
-iperf3 -s -B 127.0.0.1 -p "$P_IPERF" >/dev/null 2>&1 & pids+=($!); pid_iperf=$!
+iperf3 -s -B 127.0.0.1 -p "$P_IPERF" >"$work/iperf3.log" 2>&1 & pids+=($!); pid_iperf=$!
 
 stunnel_conf() {  # NAME ROLE ACCEPT CONNECT
   {
@@ -103,12 +114,15 @@ haproxy_conf ha-server "bind 127.0.0.1:$P_HA_S ssl crt $c/server-bundle.pem ca-f
   "server s 127.0.0.1:$P_IPERF"
 haproxy_conf pl-client "bind 127.0.0.1:$P_PL_C" "server s 127.0.0.1:$P_PL_S"
 haproxy_conf pl-server "bind 127.0.0.1:$P_PL_S" "server s 127.0.0.1:$P_IPERF"
-for n in ha-server ha-client pl-server pl-client; do
-  haproxy -db -f "$work/$n.cfg" >"$work/$n.log" 2>&1 & pids+=($!); eval "pid_${n//-/_}=$!"
-done
+start_haproxy() { haproxy -db -f "$work/$1.cfg" >"$work/$1.log" 2>&1 & pids+=($!); }
+start_haproxy ha-server; pid_ha_server=$!
+start_haproxy ha-client; pid_ha_client=$!
+start_haproxy pl-server; pid_pl_server=$!
+start_haproxy pl-client; pid_pl_client=$!
 sleep 1
-for p in "${pids[@]}"; do
-  kill -0 "$p" 2>/dev/null || { echo "run.sh: a peer did not start; logs:" >&2; tail -n 5 "$work"/*.log >&2; exit 1; }
+for n in iperf st_s st_c ha_server ha_client pl_server pl_client; do
+  p=pid_$n
+  kill -0 "${!p}" 2>/dev/null || { echo "run.sh: peer $n did not start; logs:" >&2; tail -n 5 "$work"/*.log >&2; exit 1; }
 done
 
 # utime+stime of processes (all their threads), in seconds.
