@@ -203,7 +203,7 @@ def main():
         L.append("| %s | %d | %s | %d | %d | %s |" % (load, exp, why, c, s, "ok" if ok else "**NOT VERIFIED**"))
     L.append("")
     L.append("Access log over the whole run: %s inbound lines on the server ztunnel, %s outbound lines on the "
-             "client ztunnel, %s lines with an error (wrk closes its connections mid-request when a run ends)."
+             "client ztunnel, %s lines with an error (kinds below; wrk also cuts its connections when a run ends)."
              % ((meta.get("access_log_inbound") or ["?"])[0], (meta.get("access_log_outbound") or ["?"])[0],
                 (meta.get("access_log_errors") or ["?"])[0]))
     for side in ("client", "server"):
@@ -215,6 +215,11 @@ def main():
             for e in errs:
                 n, _, what = e.partition(" ")
                 L.append("- %s x `%s`" % (n, what.replace("`", "'")))
+    if any("REFUSED_STREAM" in e for e in meta.get("errors_client") or []):
+        L.append("")
+        L.append("REFUSED_STREAM on the client with GOAWAY(INTERNAL_ERROR) from the server: streams ended by the "
+                 "client's RST_STREAM trip the server libnghttp2's rapid-reset limit; see bench/README.md, "
+                 "section \"L4 pairs\".")
     if not zt_ok:
         L.append("")
         L.append("**WARNING: some ztunnel measurements are not accounted for by the ztunnels' metrics; the ztunnel "

@@ -321,7 +321,7 @@ asio::awaitable<void> Session::read_loop() {
     for (auto& s : accepted_) {
       asio::co_spawn(ex_, [h = handler_, s]() -> asio::awaitable<void> {
             co_await h(s);
-            co_await s->finish_after_handler();
+            co_await s->finish();
           }, asio::detached);
     }
     accepted_.clear();

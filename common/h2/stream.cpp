@@ -141,14 +141,15 @@ void Stream::close() noexcept {
   tx_.notify();
 }
 
-asio::awaitable<void> Stream::finish_after_handler() {
+asio::awaitable<void> Stream::finish() {
   if (closed_) co_return;
   if (!local_end_) {
     close();
     co_return;
   }
   while (!end_sent_ && !closed_) co_await tx_.wait();
-  if (!closed_) reset(NGHTTP2_NO_ERROR);
+  // Both ends done: nghttp2 closes the stream by itself. Otherwise the peer is still sending: stop it.
+  if (!closed_ && !remote_end_) reset(NGHTTP2_NO_ERROR);
 }
 
 void Stream::on_data(const std::uint8_t* data, std::size_t len) {

@@ -58,6 +58,11 @@ class Stream {
   boost::asio::awaitable<Result<void>> shutdown_write();
   void close() noexcept;                       // RST_STREAM CANCEL unless already closed
   void reset(std::uint32_t error_code) noexcept;
+  // Graceful end after use: if our side was shut down, lets our END_STREAM go out (and the stream close
+  // on its own when the peer's END_STREAM has arrived); only a stream still open after that is reset,
+  // NO_ERROR when our side ended (RFC 9113 8.1). A stream we never shut down gets close(). Resetting
+  // streams that were about to end cleanly costs the peer work and trips rapid-reset limits.
+  boost::asio::awaitable<void> finish();
 
   std::size_t buffered_bytes() const noexcept { return recv_.size() - recv_off_; }
   bool finished() const noexcept { return closed_; }
@@ -71,9 +76,6 @@ class Stream {
   void on_remote_end() noexcept;
   void on_closed(std::uint32_t error_code) noexcept;
   void on_session_dead(const Error& why);
-  // Server, after the handler returned: lets our END_STREAM go out, then resets what is still open
-  // (NO_ERROR when our side ended: RFC 9113 8.1; CANCEL when the handler abandoned the stream).
-  boost::asio::awaitable<void> finish_after_handler();
   Error closed_error(const char* op) const;
 
   std::shared_ptr<Session> session_;

@@ -397,7 +397,8 @@ asio::awaitable<void> Proxy::serve_outbound(net::TcpStream app, SocketAddr origi
         const auto stream_live = track([s] { s->close(); });
         outcome = co_await net::copy_bidirectional(app, *s, stats);
         untrack(stream_live);
-        if (!s->finished()) s->close();
+        if (outcome) co_await s->finish();  // END_STREAM, not RST_STREAM: the peer counts resets
+        else s->close();
       }
     }
   } else {

@@ -133,6 +133,9 @@ TEST_SUITE("common/hbone/tunnel") {
         auto got = must(co_await send_and_receive(*st, data));
         CHECK(got.size() == data.size());
         CHECK((got == data));
+        co_await st->finish();  // both END_STREAMs exchanged: the stream closes without RST_STREAM
+        CHECK(st->finished());
+        CHECK_FALSE(st->was_reset());
       }
       session->shutdown();
     }());
