@@ -12,7 +12,7 @@ namespace ambient::h2 {
 namespace asio = boost::asio;
 
 Stream::Stream(std::shared_ptr<Session> session, asio::any_io_executor ex)
-    : session_(std::move(session)), rx_(ex), tx_(ex) {}
+    : session_(session), peer_(session ? session->peer() : std::string()), rx_(ex), tx_(ex) {}
 
 Stream::~Stream() = default;
 
@@ -21,7 +21,7 @@ Error Stream::closed_error(const char* op) const {
   if (session_error_) return make_error(session_error_->kind, fmt::format("stream {} {}: {}", id_, op, session_error_->context));
   if (reset_)
     return make_error(ErrorKind::StreamReset,
-                      fmt::format("stream {} {}: reset by {} ({})", id_, op, session_->peer(), nghttp2_http2_strerror(reset_code_)),
+                      fmt::format("stream {} {}: reset by {} ({})", id_, op, peer_, nghttp2_http2_strerror(reset_code_)),
                       static_cast<int>(reset_code_));
   return make_error(ErrorKind::Closed, fmt::format("stream {} {}: stream closed", id_, op));
 }
@@ -31,7 +31,7 @@ asio::awaitable<Result<void>> Stream::wait_response(std::chrono::milliseconds ti
   while (!headers_done_) {
     if (closed_) co_return closed_error("waiting for response");
     if (!co_await rx_.wait_until(deadline) && !headers_done_ && !closed_)
-      co_return errorf(ErrorKind::Timeout, "stream {}: no response from {} within {} ms", id_, session_->peer(), timeout.count());
+      co_return errorf(ErrorKind::Timeout, "stream {}: no response from {} within {} ms", id_, peer_, timeout.count());
   }
   co_return ok();
 }
@@ -42,7 +42,9 @@ Result<void> Stream::respond(int status, const Headers& extra, bool end_stream) 
   hs.reserve(extra.size() + 1);
   hs.push_back({":status", std::to_string(status)});
   hs.insert(hs.end(), extra.begin(), extra.end());
-  AMBIENT_TRY(session_->submit_response(*this, hs, !end_stream));
+  auto session = session_.lock();
+  if (!session) return closed_error("respond");
+  AMBIENT_TRY(session->submit_response(*this, hs, !end_stream));
   has_data_source_ = !end_stream;
   if (end_stream) local_end_ = true;
   return ok();
@@ -61,7 +63,7 @@ asio::awaitable<Result<std::size_t>> Stream::read_some(std::span<std::uint8_t> b
         recv_.erase(recv_.begin(), recv_.begin() + static_cast<std::ptrdiff_t>(recv_off_));
         recv_off_ = 0;
       }
-      session_->consume(*this, n);
+      if (auto session = session_.lock()) session->consume(*this, n);
       co_return n;
     }
     if (remote_end_) co_return std::size_t{0};
@@ -79,6 +81,8 @@ asio::awaitable<Result<void>> Stream::write_all(std::span<const std::uint8_t> bu
   if (closed_) co_return closed_error("write");
   if (local_end_) co_return errorf(ErrorKind::Internal, "stream {}: write after shutdown_write", id_);
   if (!has_data_source_) co_return errorf(ErrorKind::Internal, "stream {}: no body was announced for this stream", id_);
+  auto session = session_.lock();
+  if (!session) co_return closed_error("write");
   pending_ = buf;
   // If this coroutine is destroyed while suspended, forget the caller's buffer before it dies.
   struct AbandonGuard {
@@ -92,9 +96,10 @@ asio::awaitable<Result<void>> Stream::write_all(std::span<const std::uint8_t> bu
   } guard{this};
   if (data_deferred_) {
     data_deferred_ = false;
-    nghttp2_session_resume_data(session_->ng_, id_);
+    nghttp2_session_resume_data(session->ng_, id_);
   }
-  session_->signal_write();
+  session->signal_write();
+  session.reset();  // don't keep the session alive while suspended
   while (!pending_.empty() && !closed_) co_await tx_.wait();
   guard.s = nullptr;
   if (!pending_.empty()) {
@@ -107,25 +112,29 @@ asio::awaitable<Result<void>> Stream::write_all(std::span<const std::uint8_t> bu
 asio::awaitable<Result<void>> Stream::shutdown_write() {
   if (local_end_) co_return ok();
   if (closed_) co_return closed_error("shutdown");
+  auto session = session_.lock();
+  if (!session) co_return closed_error("shutdown");
   local_end_ = true;
   if (data_deferred_) {
     data_deferred_ = false;
-    nghttp2_session_resume_data(session_->ng_, id_);
+    nghttp2_session_resume_data(session->ng_, id_);
   }
-  session_->signal_write();
+  session->signal_write();
   co_return ok();
 }
 
 void Stream::reset(std::uint32_t error_code) noexcept {
   if (closed_ || id_ < 0) return;
-  nghttp2_submit_rst_stream(session_->ng_, NGHTTP2_FLAG_NONE, id_, error_code);
-  session_->signal_write();
+  auto session = session_.lock();
+  if (!session) return;
+  nghttp2_submit_rst_stream(session->ng_, NGHTTP2_FLAG_NONE, id_, error_code);
+  session->signal_write();
 }
 
 void Stream::close() noexcept {
   // Unread bytes will never be consumed: give their connection window back now.
   if (buffered_bytes() > 0) {
-    session_->consume(*this, buffered_bytes());
+    if (auto session = session_.lock()) session->consume(*this, buffered_bytes());
     recv_.clear();
     recv_off_ = 0;
   }

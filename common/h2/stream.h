@@ -78,7 +78,10 @@ class Stream {
   void on_session_dead(const Error& why);
   Error closed_error(const char* op) const;
 
-  std::shared_ptr<Session> session_;
+  // Weak: the session owns its streams (map) and runs as long as its connection; a stream never keeps a
+  // dead session alive (no reference cycle). A stream whose session is gone behaves as closed.
+  std::weak_ptr<Session> session_;
+  std::string peer_;  // the session's peer, for messages
   std::int32_t id_ = -1;
   Headers request_, response_, trailers_, out_trailers_;
   std::size_t header_bytes_ = 0;  // bytes of the header block being received (bounded)

@@ -248,7 +248,8 @@ TEST_SUITE("ztunnel/integration/pair") {
     }());
     REQUIRE_MESSAGE(got.has_value(), (got ? "" : got.error().message()));
     CHECK((*got == pattern(10'000, 4)));
-    const std::string log = pair.log.wait_for("direction=\"inbound\"");
+    // The client's outbound record names the service the hostname resolved to.
+    const std::string log = pair.log.wait_for("dst.service=\"echo.demo.svc.cluster.local\"");
     CHECK(log.find("dst.service=\"echo.demo.svc.cluster.local\"") != std::string::npos);
   }
 
