@@ -41,12 +41,15 @@ TEST_SUITE("ztunnel/proxy/socket_factory") {
     REQUIRE(own_id);
     asio::io_context io;
     ztunnel::NetnsSocketFactory f(std::move(*fd), 1337);
-    // 127.0.0.1:P inside the pod netns, while the same port on our own loopback stays free.
-    auto acc = f.listen(io.get_executor(), {asio::ip::make_address("127.0.0.1"), 0}, {});
-    REQUIRE(acc);
-    const auto port = acc->local_endpoint().port();
-    auto here = net::listen(io.get_executor(), {asio::ip::make_address("127.0.0.1"), port}, {});
-    CHECK(here.has_value());  // no clash: the first listener is in another namespace
+    // Take 127.0.0.1:P in our own netns first; the factory can still bind the same address and port
+    // (no SO_REUSEPORT) only because its listener is in the pod's namespace.
+    auto here = net::listen(io.get_executor(), {asio::ip::make_address("127.0.0.1"), 0}, {});
+    REQUIRE(here);
+    const auto port = here->local_endpoint().port();
+    auto acc = f.listen(io.get_executor(), {asio::ip::make_address("127.0.0.1"), port}, {});
+    CHECK(acc.has_value());
+    auto clash = net::listen(io.get_executor(), {asio::ip::make_address("127.0.0.1"), port}, {});
+    CHECK_FALSE(clash.has_value());  // in our own netns the port is taken
     auto back = net::current_netns_id();
     REQUIRE(back);
     CHECK(*back == *own_id);
