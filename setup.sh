@@ -3,7 +3,8 @@
 #
 #   ./setup.sh demo   install packages, build, run the main job on the embedded default (two ztunnels)
 #   ./setup.sh hbone-demo   the foundation's two-process HBONE tunnel demo
-#   ./setup.sh test   install packages, build (warnings are errors), run every test suite
+#   ./setup.sh test   install packages, build (warnings are errors), run every test suite, then the same
+#                     suites under ASan+UBSan (SANITIZE=0 skips that pass)
 #   ./setup.sh deps   only install the Debian packages
 #   ./setup.sh build  install packages and build
 #
@@ -84,8 +85,19 @@ run_hbone_demo() {
 
 run_tests() {
   build
-  cd "$BUILD_DIR"
-  ctest --output-on-failure -j 1 --timeout 1200
+  echo "setup: running the test suites"
+  (cd "$BUILD_DIR" && ctest --output-on-failure -j 1 --timeout 1200)
+  # The same suites again under AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer): memory errors,
+  # undefined behaviour and leaks fail the run. SANITIZE=0 skips this second pass.
+  if [ "${SANITIZE:-1}" != "0" ]; then
+    local asan_dir="${BUILD_DIR}-asan"
+    cmake -S "$ROOT" -B "$asan_dir" -G Ninja -DAMBIENT_WERROR=ON -DAMBIENT_SANITIZE=ON -DAMBIENT_BUILD_BENCH=OFF >/dev/null
+    echo "setup: building the ASan+UBSan suites in $asan_dir"
+    ninja -C "$asan_dir" -j "$JOBS"
+    echo "setup: running the test suites under ASan+UBSan"
+    (cd "$asan_dir" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      ctest --output-on-failure -j 1 --timeout 1200)
+  fi
 }
 
 case "${1:-}" in
