@@ -427,6 +427,29 @@ asio::awaitable<void> Proxy::serve_outbound(net::TcpStream app, SocketAddr origi
   telemetry::emit(rec);
 }
 
+template <typename Downstream>
+asio::awaitable<void> Proxy::relay_inbound(Downstream& downstream, net::TcpStream& app, telemetry::TcpMetricsHandle handle,
+                                           telemetry::ConnectionRecord& rec, std::chrono::steady_clock::time_point started) {
+  bool closed_by_drain = false;
+  const auto live_id = track([&downstream, &app, &closed_by_drain] {
+    closed_by_drain = true;
+    downstream.close();
+    app.close();
+  });
+  net::CopyStats stats;
+  auto outcome = co_await net::copy_bidirectional(downstream, app, stats);
+  untrack(live_id);
+  // Istio's sent/received are the response/request directions for the destination reporter.
+  metrics_.on_bytes(handle, stats.b_to_a.bytes, stats.a_to_b.bytes);
+  metrics_.on_close(handle);
+  rec.bytes_sent = stats.b_to_a.bytes;
+  rec.bytes_recv = stats.a_to_b.bytes;
+  rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  if (!outcome) rec.error = outcome.error().message();
+  else if (closed_by_drain) rec.error = "closed by drain";
+  telemetry::emit(rec);
+}
+
 asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
   counters_.inbound_total.fetch_add(1, std::memory_order_relaxed);
   boost::system::error_code ec;
@@ -528,24 +551,7 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
       co_return;
     }
     if (!stream->respond(200)) co_return;
-    bool closed_by_drain = false;
-    auto* app_ptr = &*app;
-    const auto live_id = track([stream, app_ptr, &closed_by_drain] {
-      closed_by_drain = true;
-      stream->close();
-      app_ptr->close();
-    });
-    net::CopyStats stats;
-    auto outcome = co_await net::copy_bidirectional(*stream, *app, stats);
-    untrack(live_id);
-    metrics_.on_bytes(handle, stats.b_to_a.bytes, stats.a_to_b.bytes);
-    metrics_.on_close(handle);
-    rec.bytes_sent = stats.b_to_a.bytes;
-    rec.bytes_recv = stats.a_to_b.bytes;
-    rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-    if (!outcome) rec.error = outcome.error().message();
-    else if (closed_by_drain) rec.error = "closed by drain";
-    telemetry::emit(rec);
+    co_await relay_inbound(*stream, *app, handle, rec, started);
   };
   hbone::ServeOptions options;
   options.h2 = config_.h2;
@@ -614,24 +620,7 @@ asio::awaitable<void> Proxy::serve_inbound_plaintext(net::TcpStream connection) 
     telemetry::emit(rec);
     co_return;
   }
-  bool closed_by_drain = false;
-  auto* a = &*app;
-  const auto live_id = track([&connection, a, &closed_by_drain] {
-    closed_by_drain = true;
-    connection.close();
-    a->close();
-  });
-  net::CopyStats stats;
-  auto outcome = co_await net::copy_bidirectional(connection, *app, stats);
-  untrack(live_id);
-  metrics_.on_bytes(handle, stats.b_to_a.bytes, stats.a_to_b.bytes);
-  metrics_.on_close(handle);
-  rec.bytes_sent = stats.b_to_a.bytes;
-  rec.bytes_recv = stats.a_to_b.bytes;
-  rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  if (!outcome) rec.error = outcome.error().message();
-  else if (closed_by_drain) rec.error = "closed by drain";
-  telemetry::emit(rec);
+  co_await relay_inbound(connection, *app, handle, rec, started);
 }
 
 }  // namespace ambient::ztunnel

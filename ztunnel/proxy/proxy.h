@@ -23,6 +23,7 @@
 #include "common/hbone/pool.h"
 #include "common/net/tcp_stream.h"
 #include "common/state/snapshot.h"
+#include "common/telemetry/access_log.h"
 #include "common/telemetry/tcp_metrics.h"
 #include "ztunnel/app/config.h"
 #include "ztunnel/app/identity_manager.h"
@@ -76,6 +77,11 @@ class Proxy {
   boost::asio::awaitable<Result<net::TcpStream>> connect_upstream(const SocketAddr& to,
                                                                  const std::optional<boost::asio::ip::address>& source);
   boost::asio::awaitable<Result<std::shared_ptr<h2::Session>>> dial(const hbone::PoolKey& key);
+  // Inbound tail shared by 15008 and 15006: copy between the downstream and the app (closable by drain),
+  // then the one metrics close and access-log line of the connection.
+  template <typename Downstream>
+  boost::asio::awaitable<void> relay_inbound(Downstream& downstream, net::TcpStream& app, telemetry::TcpMetricsHandle handle,
+                                             telemetry::ConnectionRecord& rec, std::chrono::steady_clock::time_point started);
   std::uint64_t track(std::function<void()> closer);
   void untrack(std::uint64_t id);
   const state::Workload* local_workload() const { return local_; }
