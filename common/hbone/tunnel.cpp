@@ -63,6 +63,7 @@ asio::awaitable<Result<void>> serve_connection(net::TcpStream connection, SSL_CT
       [peer, handler = std::move(handler)](std::shared_ptr<h2::Stream> s) { return handler(peer, std::move(s)); },
       address);
   if (!session) co_return std::move(session).error();
+  if (options.on_session) options.on_session(*session);
   co_return co_await (*session)->run();
 }
 

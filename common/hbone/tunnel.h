@@ -49,7 +49,10 @@ struct PeerInfo {
 using StreamHandler = std::function<boost::asio::awaitable<void>(std::shared_ptr<const PeerInfo>, std::shared_ptr<h2::Stream>)>;
 
 struct ServeOptions {
+  ServeOptions() = default;  // user-declared: GCC 12 mis-copies aggregates built inside co_await
   std::chrono::milliseconds handshake_timeout{10'000};
+  // Called once the HTTP/2 session exists (after the handshake), e.g. so a drain can send it GOAWAY.
+  std::function<void(const std::shared_ptr<h2::Session>&)> on_session;
   h2::Settings h2 = [] {
     h2::Settings s;
     s.max_concurrent_streams = 200;  // ztunnel's server advertises 200

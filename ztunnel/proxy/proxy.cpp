@@ -148,6 +148,9 @@ void Proxy::stop_accepting() {
     a.close(ec);
   }
   pool_.shutdown();
+  // Inbound HBONE connections: GOAWAY, so peers open new streams elsewhere while ours finish.
+  for (auto& w : inbound_sessions_)
+    if (auto s = w.lock()) s->shutdown();
 }
 
 void Proxy::close_all() {
@@ -556,6 +559,11 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
   hbone::ServeOptions options;
   options.h2 = config_.h2;
   options.h2.max_concurrent_streams = 200;
+  options.on_session = [this](const std::shared_ptr<h2::Session>& s) {
+    std::erase_if(inbound_sessions_, [](const std::weak_ptr<h2::Session>& w) { return w.expired(); });
+    if (!accepting_) s->shutdown();  // accepted just before the drain began
+    inbound_sessions_.push_back(s);
+  };
   auto r = co_await hbone::serve_connection(std::move(connection), cert->server_ctx.get(), handler, options);
   if (!r && r.error().kind != ErrorKind::Closed) {
     telemetry::ConnectionRecord rec;

@@ -101,6 +101,7 @@ class Proxy {
   std::uint16_t ports_[4] = {0, 0, 0, 0};
   std::vector<std::uint16_t> own_ports_;
   std::unordered_map<std::uint64_t, std::function<void()>> live_;
+  std::vector<std::weak_ptr<h2::Session>> inbound_sessions_;  // for GOAWAY on drain; pruned as they die
   std::uint64_t next_live_ = 1;
   bool accepting_ = true;
   std::uint64_t random_state_;

@@ -337,6 +337,24 @@ TEST_SUITE("ztunnel/integration/pair") {
     CHECK(pair.server->app->counters().inbound_total.load() == 0);  // it never touched the server ztunnel
   }
 
+  TEST_CASE("server drain: GOAWAY on inbound HBONE connections, the live tunnel still finishes") {
+    Pair pair;
+    asio::io_context io;
+    auto got = run_coro(io, [&]() -> asio::awaitable<Result<std::vector<std::uint8_t>>> {
+      auto c = co_await socks_connect("127.0.0.3", pair.echo.port());
+      if (!c) co_return c.error();
+      CHECK(pair.client->app->pool_stats().connections == 1);
+      pair.server->app->shutdown();  // the server ztunnel starts draining while the tunnel is open
+      asio::steady_timer t(io, 300ms);
+      co_await t.async_wait(asio::use_awaitable);
+      // The client's pool saw the GOAWAY: that connection takes no new streams.
+      CHECK(pair.client->app->pool_stats().connections == 0);
+      co_return co_await echo_through(c->second, pattern(1 << 20, 6));
+    }());
+    REQUIRE_MESSAGE(got.has_value(), (got ? "" : got.error().message()));
+    CHECK((*got == pattern(1 << 20, 6)));
+  }
+
   TEST_CASE("drain: SIGTERM path lets a live tunnel finish inside the deadline") {
     Pair pair;
     asio::io_context io;
