@@ -63,6 +63,9 @@ void fill_destination(telemetry::TcpLabels& l, const state::Workload* w, const s
   l.destination_cluster = std::string(state::workload_cluster_id(*w));
 }
 
+// The one conversion between the state layer's and the rbac layer's IP value types (both 4/16 bytes).
+rbac::IpAddress to_rbac(const state::IpAddr& ip) { return *rbac::IpAddress::from_bytes(ip.to_bytes()); }
+
 std::string workload_display(const state::Workload* w) { return w == nullptr ? "" : w->name(); }
 
 socks5::ReplyCode socks_code(const Error& e) {
@@ -527,8 +530,8 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
     rbac::Connection conn;
     if (auto id = rbac::Identity::parse(peer->identity.to_string())) conn.source = *id;
     const auto src_ip = state::from_asio(peer_ep.address());
-    conn.source_ip = *rbac::IpAddress::from_bytes(std::string_view(reinterpret_cast<const char*>(src_ip.bytes().data()), src_ip.size()));
-    conn.destination_ip = *rbac::IpAddress::from_bytes(std::string_view(reinterpret_cast<const char*>(dst_ip.bytes().data()), dst_ip.size()));
+    conn.source_ip = to_rbac(src_ip);
+    conn.destination_ip = to_rbac(dst_ip);
     conn.destination_port = req.upstream.port;
     const auto policies = snap->policies_for(*dst);
     const auto decision = rbac::evaluate(policies, conn);
@@ -610,8 +613,8 @@ asio::awaitable<void> Proxy::serve_inbound_plaintext(net::TcpStream connection) 
   auto handle = metrics_.on_open(labels);
   rbac::Connection conn;  // plaintext: no identity
   const auto src_ip = state::from_asio(peer_ep.address());
-  conn.source_ip = *rbac::IpAddress::from_bytes(std::string_view(reinterpret_cast<const char*>(src_ip.bytes().data()), src_ip.size()));
-  conn.destination_ip = *rbac::IpAddress::from_bytes(std::string_view(reinterpret_cast<const char*>(dst.ip.bytes().data()), dst.ip.size()));
+  conn.source_ip = to_rbac(src_ip);
+  conn.destination_ip = to_rbac(dst.ip);
   conn.destination_port = dst.port;
   const auto decision = rbac::evaluate(snap->policies_for(*w), conn);
   if (!decision.allowed) {

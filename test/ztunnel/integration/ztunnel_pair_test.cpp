@@ -8,6 +8,7 @@
 
 #include "common/base/log.h"
 #include "common/net/tcp_stream.h"
+#include "test/common/h2/h2_fixture.h"  // pattern()
 #include "test/support/run_coro.h"
 #include "test/ztunnel/support/ztunnel_pair.h"
 
@@ -149,15 +150,6 @@ asio::awaitable<Result<std::pair<int, net::TcpStream>>> socks_connect(std::strin
   co_return std::pair<int, net::TcpStream>(reply[1], std::move(*s));
 }
 
-std::vector<std::uint8_t> pattern(std::size_t n, std::uint32_t seed) {
-  std::vector<std::uint8_t> v(n);
-  std::uint32_t x = seed * 2654435761u + 1;
-  for (auto& b : v) {
-    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
-    b = static_cast<std::uint8_t>(x);
-  }
-  return v;
-}
 
 asio::awaitable<Result<std::vector<std::uint8_t>>> echo_through(net::TcpStream& s, const std::vector<std::uint8_t>& data) {
   using namespace asio::experimental::awaitable_operators;
