@@ -18,7 +18,7 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr std::size_t kReadChunk = 64u << 10;  // up to four TLS records per read
+
 
 std::vector<nghttp2_nv> to_nv(const Headers& hs) {
   std::vector<nghttp2_nv> nv;
@@ -130,7 +130,8 @@ struct Session::Callbacks {
     }
     // Flow control bounds this: the peer cannot send past the window we re-open on reads.
     self->buffered_ += len;
-    s->on_data(data, len);
+    if (s->on_data(data, len, *self->live_blocks_ <= kMaxLentBlocks ? self->reading_ : nullptr))
+      self->data_lent_ += len;
     return 0;
   }
 
@@ -173,18 +174,45 @@ struct Session::Callbacks {
     return static_cast<ssize_t>(n);
   }
 
-  // NO_COPY: append the frame header and the caller's bytes straight into the output batch.
+  // NO_COPY: the frame goes into the output batch in place (write_block: header written into the
+  // block's headroom, block kept until written) or copied (write_all, or a later frame of the same
+  // write, whose header position holds bytes of the frame before it).
   static int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
                        nghttp2_data_source* source, void* user) {
     auto* self = static_cast<Session*>(user);
     auto* s = static_cast<Stream*>(source->ptr);
-    self->out_.insert(self->out_.end(), framehd, framehd + 9);
-    if (frame->data.padlen > 0) self->out_.push_back(static_cast<uint8_t>(frame->data.padlen - 1));
-    self->out_.insert(self->out_.end(), s->pending_.begin(), s->pending_.begin() + static_cast<std::ptrdiff_t>(length));
-    if (frame->data.padlen > 1) self->out_.insert(self->out_.end(), frame->data.padlen - 1, 0);
+    if (s->headroom_free_ && frame->data.padlen == 0) {
+      Block& b = *s->pending_block_;
+      std::uint8_t* hd = b.bytes.get() + (s->pending_.data() - b.bytes.get()) - 9;
+      std::memcpy(hd, framehd, 9);
+      self->append_block(s->pending_block_, hd, 9 + length);
+      self->data_in_place_ += length;
+    } else {
+      self->append_copy(framehd, 9);
+      if (frame->data.padlen > 0) {
+        const auto pad = static_cast<uint8_t>(frame->data.padlen - 1);
+        self->append_copy(&pad, 1);
+      }
+      self->append_copy(s->pending_.data(), length);
+      if (frame->data.padlen > 1) {
+        const std::vector<std::uint8_t> zeros(frame->data.padlen - 1, 0);
+        self->append_copy(zeros.data(), zeros.size());
+      }
+    }
+    s->headroom_free_ = false;
     s->pending_ = s->pending_.subspan(length);
     if (s->pending_.empty()) s->tx_.notify();
     return 0;
+  }
+
+  // DATA frames as large as the peer, the windows and the pending bytes allow (nghttp2 caps them at
+  // 16 KiB otherwise): fewer frame headers, and a write_block() write stays one in-place frame.
+  static ssize_t data_length(nghttp2_session* ng, uint8_t, int32_t stream_id, int32_t session_window,
+                             int32_t stream_window, uint32_t peer_max_frame, void*) {
+    std::size_t want = 16384;
+    if (Stream* s = stream_of(ng, stream_id)) want = std::max(want, s->pending_.size());
+    const auto window = static_cast<std::size_t>(std::max(1, std::min(session_window, stream_window)));
+    return static_cast<ssize_t>(std::min({want, window, static_cast<std::size_t>(peer_max_frame)}));
   }
 
   static int on_invalid_frame(nghttp2_session*, const nghttp2_frame* frame, int lib_error, void* user) {
@@ -225,6 +253,7 @@ struct Session::Callbacks {
       nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, on_data_chunk);
       nghttp2_session_callbacks_set_on_stream_close_callback(c, on_stream_close);
       nghttp2_session_callbacks_set_send_data_callback(c, send_data);
+      nghttp2_session_callbacks_set_data_source_read_length_callback(c, data_length);
       nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(c, on_invalid_frame);
       nghttp2_session_callbacks_set_on_frame_send_callback(c, on_frame_send);
       return c;  // process lifetime
@@ -237,7 +266,7 @@ Session::Session(asio::any_io_executor ex, Role role, std::unique_ptr<Transport>
                  std::string peer)
     : ex_(ex), role_(role), transport_(std::move(t)), settings_(s), handler_(std::move(h)), peer_(std::move(peer)),
       write_wake_(ex), keepalive_timer_(ex) {
-  out_.reserve(settings_.write_batch + (64u << 10));
+  out_.reserve(16u << 10);
 }
 
 Session::~Session() {
@@ -292,9 +321,18 @@ asio::awaitable<Result<void>> Session::run() {
 }
 
 asio::awaitable<void> Session::read_loop() {
-  std::vector<std::uint8_t> in(kReadChunk);
+  // Streams may keep large DATA pieces of `in` instead of copying them (recv_queue.h); a block they
+  // still hold is left to them and the next read gets a fresh one.
+  const auto new_block = [this] {
+    auto b = std::make_shared<Block>(kReadBlock);
+    b->live_count = live_blocks_;
+    ++*live_blocks_;
+    return b;
+  };
+  auto in = new_block();
   while (!dead_) {
-    auto r = co_await transport_->read_some(in);
+    if (in.use_count() > 1) in = new_block();
+    auto r = co_await transport_->read_some(in->space());
     if (dead_) break;
     if (!r) {
       fail_all(r.error().kind == ErrorKind::Cancelled ? make_error(ErrorKind::Closed, "connection closed")
@@ -309,7 +347,9 @@ asio::awaitable<void> Session::read_loop() {
       break;
     }
     bytes_read_ += *r;
-    const ssize_t rv = nghttp2_session_mem_recv(ng_, in.data(), *r);
+    reading_ = &in;
+    const ssize_t rv = nghttp2_session_mem_recv(ng_, in->bytes.get(), *r);
+    reading_ = nullptr;
     if (rv < 0) {
       // Protocol violations queue a GOAWAY inside nghttp2 (except a bad preface): flush it, then end.
       spdlog::info("h2 {}: closing connection: {}", peer_, nghttp2_strerror(static_cast<int>(rv)));
@@ -335,7 +375,7 @@ asio::awaitable<void> Session::read_loop() {
 
 asio::awaitable<void> Session::write_loop() {
   for (;;) {
-    while (!dead_ && out_.size() < settings_.write_batch) {
+    while (!dead_ && batched_ < settings_.write_batch) {
       const uint8_t* data = nullptr;
       const ssize_t n = nghttp2_session_mem_send(ng_, &data);
       if (n < 0) {
@@ -343,12 +383,22 @@ asio::awaitable<void> Session::write_loop() {
         break;
       }
       if (n == 0) break;
-      out_.insert(out_.end(), data, data + n);
+      append_copy(data, static_cast<std::size_t>(n));
     }
-    if (!out_.empty() && transport_) {
-      auto r = co_await transport_->write_all(out_);
-      bytes_written_ += out_.size();
+    if (batched_ > 0 && transport_) {
+      // Only this loop appends to the batch (send_data runs inside mem_send), so it is stable here.
+      Result<void> r = ok();
+      for (const auto& piece : pieces_) {
+        const std::span<const std::uint8_t> bytes =
+            piece.block ? std::span<const std::uint8_t>(piece.p, piece.len)
+                        : std::span<const std::uint8_t>(out_.data() + piece.off, piece.len);
+        r = co_await transport_->write_all(bytes);
+        if (!r) break;
+      }
+      bytes_written_ += batched_;
       out_.clear();
+      pieces_.clear();
+      batched_ = 0;
       if (!r) {
         fail_all(std::move(r).error());
         break;
@@ -391,6 +441,19 @@ asio::awaitable<void> Session::keepalive_loop() {
     ping_sent_ = now;
     signal_write();
   }
+}
+
+void Session::append_copy(const std::uint8_t* data, std::size_t n) {
+  if (n == 0) return;
+  if (pieces_.empty() || pieces_.back().block) pieces_.push_back(OutPiece{out_.size(), 0, nullptr, nullptr});
+  out_.insert(out_.end(), data, data + n);
+  pieces_.back().len += n;
+  batched_ += n;
+}
+
+void Session::append_block(net::BlockRef block, const std::uint8_t* p, std::size_t n) {
+  pieces_.push_back(OutPiece{0, n, std::move(block), p});
+  batched_ += n;
 }
 
 void Session::fail_all(const Error& why) {

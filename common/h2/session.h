@@ -38,6 +38,11 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   enum class Role : std::uint8_t { Client, Server };
   using Handler = std::function<boost::asio::awaitable<void>(std::shared_ptr<Stream>)>;
+  // Read blocks (kReadBlock bytes) streams may hold as zero-copy DATA (recv_queue.h) beyond the one
+  // being read into: past this, DATA is copied, so a connection pins at most
+  // kMaxLentBlocks * kReadBlock bytes beyond its flow-control windows.
+  static constexpr std::size_t kReadBlock = 64u << 10;
+  static constexpr std::size_t kMaxLentBlocks = 32;
 
   static Result<std::shared_ptr<Session>> client(boost::asio::any_io_executor ex, std::unique_ptr<Transport> t,
                                                  Settings settings, std::string peer = {});
@@ -66,6 +71,11 @@ class Session : public std::enable_shared_from_this<Session> {
   Role role() const noexcept { return role_; }
   std::uint64_t bytes_read() const noexcept { return bytes_read_; }
   std::uint64_t bytes_written() const noexcept { return bytes_written_; }
+  // Zero-copy accounting: DATA payload sent in place from write_block() blocks, and received DATA
+  // lent to streams as pieces of read blocks instead of copied (recv_queue.h).
+  std::uint64_t data_sent_in_place() const noexcept { return data_in_place_; }
+  std::uint64_t data_received_lent() const noexcept { return data_lent_; }
+  std::size_t lent_blocks() const noexcept { return *live_blocks_ > 0 ? *live_blocks_ - 1 : 0; }
 
   void shutdown();                        // graceful: GOAWAY(NO_ERROR, last processed stream)
   void terminate(std::uint32_t error_code);  // GOAWAY(code), then close once flushed
@@ -93,7 +103,20 @@ class Session : public std::enable_shared_from_this<Session> {
   nghttp2_session* ng_ = nullptr;  // owned; deleted in ~Session
   std::unordered_map<std::int32_t, std::shared_ptr<Stream>> streams_;
   std::vector<std::shared_ptr<Stream>> accepted_;  // server: complete requests waiting for a handler
-  std::vector<std::uint8_t> out_;                  // output batch being built / written
+  // The output batch: pieces in wire order, each either a range of out_ (frames nghttp2 serialised,
+  // copied DATA) or a DATA frame in place in a writer's block (Stream::write_block), written in order.
+  struct OutPiece {
+    std::size_t off = 0, len = 0;  // out_ range, when block is null
+    net::BlockRef block;           // else: bytes [p, p + len) of this block
+    const std::uint8_t* p = nullptr;
+  };
+  void append_copy(const std::uint8_t* data, std::size_t n);
+  void append_block(net::BlockRef block, const std::uint8_t* p, std::size_t n);
+  std::vector<std::uint8_t> out_;
+  std::vector<OutPiece> pieces_;
+  std::size_t batched_ = 0;  // bytes in pieces_
+  const BlockRef* reading_ = nullptr;              // the block nghttp2 is parsing (read_loop), for on_data
+  std::shared_ptr<std::size_t> live_blocks_ = std::make_shared<std::size_t>(0);  // read blocks alive
   Notify write_wake_;
   boost::asio::steady_timer keepalive_timer_;
   std::chrono::steady_clock::time_point ping_sent_{};
@@ -104,6 +127,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<Error> error_;  // why the session ended, if not cleanly
   std::size_t buffered_ = 0;
   std::uint64_t bytes_read_ = 0, bytes_written_ = 0;
+  std::uint64_t data_in_place_ = 0, data_lent_ = 0;
 };
 
 }  // namespace ambient::h2

@@ -50,33 +50,65 @@ Result<void> Stream::respond(int status, const Headers& extra, bool end_stream) 
   return ok();
 }
 
-asio::awaitable<Result<std::size_t>> Stream::read_some(std::span<std::uint8_t> buf) {
+asio::awaitable<Result<bool>> Stream::wait_readable(const char* op) {
   for (;;) {
-    if (recv_off_ < recv_.size()) {
-      const std::size_t n = std::min(buf.size(), recv_.size() - recv_off_);
-      std::memcpy(buf.data(), recv_.data() + recv_off_, n);
-      recv_off_ += n;
-      if (recv_off_ == recv_.size()) {
-        recv_.clear();
-        recv_off_ = 0;
-      } else if (recv_off_ > (256u << 10) && recv_off_ * 2 > recv_.size()) {
-        recv_.erase(recv_.begin(), recv_.begin() + static_cast<std::ptrdiff_t>(recv_off_));
-        recv_off_ = 0;
-      }
-      if (auto session = session_.lock()) session->consume(*this, n);
-      co_return n;
-    }
-    if (remote_end_) co_return std::size_t{0};
+    if (!recv_.empty() && !recv_dropped_) co_return true;
+    if (remote_end_) co_return false;
     if (closed_) {
       if (reset_ && !session_error_ && !locally_closed_ && (reset_code_ == NGHTTP2_NO_ERROR || reset_code_ == NGHTTP2_CANCEL))
-        co_return std::size_t{0};
-      co_return closed_error("read");
+        co_return false;
+      co_return closed_error(op);
     }
     co_await rx_.wait();
   }
 }
 
+asio::awaitable<Result<std::size_t>> Stream::read_some(std::span<std::uint8_t> buf) {
+  auto readable = co_await wait_readable("read");
+  if (!readable) co_return std::move(readable).error();
+  if (!*readable || buf.empty()) co_return std::size_t{0};
+  const std::size_t n = recv_.copy_out(buf);
+  if (auto session = session_.lock()) session->consume(*this, n);
+  co_return n;
+}
+
+asio::awaitable<Result<std::span<const std::uint8_t>>> Stream::read_view() {
+  auto readable = co_await wait_readable("read");
+  if (!readable) co_return std::move(readable).error();
+  if (!*readable) co_return std::span<const std::uint8_t>{};
+  viewing_ = true;
+  co_return recv_.front();
+}
+
+void Stream::consume_view(std::size_t n) {
+  viewing_ = false;
+  if (recv_dropped_) {  // close() already returned the window for these bytes
+    recv_dropped_ = false;
+    recv_.clear();
+    return;
+  }
+  n = std::min(n, recv_.size());
+  recv_.pop(n);
+  if (auto session = session_.lock()) session->consume(*this, n);
+}
+
 asio::awaitable<Result<void>> Stream::write_all(std::span<const std::uint8_t> buf) {
+  pending_block_.reset();
+  headroom_free_ = false;
+  return write_pending(buf);
+}
+
+asio::awaitable<Result<void>> Stream::write_block(const net::BlockRef& block, std::span<const std::uint8_t> data) {
+  headroom_free_ = block && block->contains(data.data(), data.size()) &&
+                   static_cast<std::size_t>(data.data() - block->bytes.get()) >= kBlockHeadroom;
+  pending_block_ = headroom_free_ ? block : nullptr;
+  auto r = co_await write_pending(data);
+  pending_block_.reset();  // the session holds its own reference to what it framed
+  headroom_free_ = false;
+  co_return r;
+}
+
+asio::awaitable<Result<void>> Stream::write_pending(std::span<const std::uint8_t> buf) {
   if (buf.empty()) co_return ok();
   if (closed_) co_return closed_error("write");
   if (local_end_) co_return errorf(ErrorKind::Internal, "stream {}: write after shutdown_write", id_);
@@ -90,6 +122,8 @@ asio::awaitable<Result<void>> Stream::write_all(std::span<const std::uint8_t> bu
     ~AbandonGuard() {
       if (s != nullptr && !s->pending_.empty()) {
         s->pending_ = {};
+        s->pending_block_.reset();  // what was framed holds its own reference in the session
+        s->headroom_free_ = false;
         s->close();
       }
     }
@@ -133,10 +167,12 @@ void Stream::reset(std::uint32_t error_code) noexcept {
 
 void Stream::close() noexcept {
   // Unread bytes will never be consumed: give their connection window back now.
-  if (buffered_bytes() > 0) {
+  if (!recv_dropped_ && buffered_bytes() > 0) {
     if (auto session = session_.lock()) session->consume(*this, buffered_bytes());
-    recv_.clear();
-    recv_off_ = 0;
+    if (viewing_)
+      recv_dropped_ = true;  // the view's owner is still writing from it: consume_view drops it
+    else
+      recv_.clear();
   }
   if (closed_ || id_ < 0) return;
   reset(NGHTTP2_CANCEL);
@@ -161,9 +197,10 @@ asio::awaitable<void> Stream::finish() {
   if (!closed_ && !remote_end_) reset(NGHTTP2_NO_ERROR);
 }
 
-void Stream::on_data(const std::uint8_t* data, std::size_t len) {
-  recv_.insert(recv_.end(), data, data + len);
+bool Stream::on_data(const std::uint8_t* data, std::size_t len, const BlockRef* source) {
+  const bool lent = recv_.append(data, len, source);
   rx_.notify();
+  return lent;
 }
 
 void Stream::on_remote_end() noexcept {

@@ -26,6 +26,7 @@
 #include "common/base/result.h"
 #include "common/h2/headers.h"
 #include "common/h2/notify.h"
+#include "common/h2/recv_queue.h"
 
 namespace ambient::h2 {
 
@@ -54,7 +55,18 @@ class Stream {
 
   // ByteStream
   boost::asio::awaitable<Result<std::size_t>> read_some(std::span<std::uint8_t> buf);
+  // Zero-copy read: waits like read_some and returns the first run of received bytes in place (empty
+  // at EOF). The bytes stay valid and unconsumed (the peer's window stays closed for them) until
+  // consume_view(n) with n <= the view's size; one view at a time, no read_some meanwhile.
+  boost::asio::awaitable<Result<std::span<const std::uint8_t>>> read_view();
+  void consume_view(std::size_t n);
   boost::asio::awaitable<Result<void>> write_all(std::span<const std::uint8_t> buf);
+  // Zero-copy write of `data`, which lies inside `block` with at least kBlockHeadroom bytes of it
+  // before `data` (else this is write_all): the DATA frame header is written into that headroom and
+  // the session keeps `block` until the TLS write took the bytes. Returns, like write_all, once every
+  // byte is framed; the caller must not modify `block` while the session still holds it.
+  static constexpr std::size_t kBlockHeadroom = 9;
+  boost::asio::awaitable<Result<void>> write_block(const net::BlockRef& block, std::span<const std::uint8_t> data);
   boost::asio::awaitable<Result<void>> shutdown_write();
   void close() noexcept;                       // RST_STREAM CANCEL unless already closed
   void reset(std::uint32_t error_code) noexcept;
@@ -64,7 +76,7 @@ class Stream {
   // streams that were about to end cleanly costs the peer work and trips rapid-reset limits.
   boost::asio::awaitable<void> finish();
 
-  std::size_t buffered_bytes() const noexcept { return recv_.size() - recv_off_; }
+  std::size_t buffered_bytes() const noexcept { return recv_dropped_ ? 0 : recv_.size(); }
   bool finished() const noexcept { return closed_; }
   bool remote_ended() const noexcept { return remote_end_; }  // the peer's END_STREAM arrived
   bool was_reset() const noexcept { return reset_; }          // ended by RST_STREAM (either side) or session loss
@@ -72,11 +84,14 @@ class Stream {
 
  private:
   friend class Session;
-  void on_data(const std::uint8_t* data, std::size_t len);
+  bool on_data(const std::uint8_t* data, std::size_t len, const BlockRef* source);  // true: lent, not copied
+  // Waits until something can be read: data, EOF, or an error (ok(true) = data buffered).
+  boost::asio::awaitable<Result<bool>> wait_readable(const char* op);
   void on_remote_end() noexcept;
   void on_closed(std::uint32_t error_code) noexcept;
   void on_session_dead(const Error& why);
   Error closed_error(const char* op) const;
+  boost::asio::awaitable<Result<void>> write_pending(std::span<const std::uint8_t> buf);
 
   // Weak: the session owns its streams (map) and runs as long as its connection; a stream never keeps a
   // dead session alive (no reference cycle). A stream whose session is gone behaves as closed.
@@ -87,9 +102,12 @@ class Stream {
   std::size_t header_bytes_ = 0;  // bytes of the header block being received (bounded)
   int status_ = 0;
 
-  std::vector<std::uint8_t> recv_;  // received, not yet read; recv_off_ is the read position
-  std::size_t recv_off_ = 0;
+  RecvQueue recv_;          // received, not yet read
+  bool viewing_ = false;       // a read_view() span is out: recv_ must not drop its bytes
+  bool recv_dropped_ = false;  // close() returned recv_'s window while viewing_; consume_view clears it
   std::span<const std::uint8_t> pending_;  // the caller's buffer during write_all (NO_COPY source)
+  net::BlockRef pending_block_;            // write_block: the block pending_ lies in
+  bool headroom_free_ = false;             // write_block: the headroom before pending_ is unused
 
   bool headers_done_ = false;     // final response headers received (client) / request complete (server)
   bool remote_end_ = false;       // END_STREAM received

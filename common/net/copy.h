@@ -6,7 +6,11 @@
 //  - The two directions run concurrently on the caller's executor (awaitable operator &&); each owns a
 //    CopyBuffer (copy_buffer.h: 1 KiB growing to 256 KiB - 64) and alternates read_some on its source
 //    with write_all on its destination, so at most one buffer of data per direction is in flight and
-//    a slow reader slows the writer (backpressure is the destination's write_all).
+//    a slow reader slows the writer (backpressure is the destination's write_all). A ViewSource
+//    (HTTP/2 stream) needs no buffer: its received bytes are written in place, then consumed, so the
+//    peer's window re-opens only after the destination took them. A BlockSink (HTTP/2 stream) gets
+//    the read buffer itself: reads go into shared blocks (same sizes as CopyBuffer) with headroom for
+//    the frame header, and a block the sink still holds is not reused (at most two per direction).
 //  - EOF from a source is forwarded as shutdown_write() on the other stream (TCP FIN <-> HTTP/2
 //    END_STREAM); the other direction keeps going. The call returns ok when BOTH directions have seen
 //    EOF and forwarded it. The streams are left open: the caller drops them (graceful close).
@@ -26,6 +30,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "common/base/result.h"
+#include "common/net/block.h"
 #include "common/net/byte_stream.h"
 #include "common/net/copy_buffer.h"
 
@@ -50,6 +55,22 @@ struct CopyStats {
   std::optional<CopySide> failed;  // set when an error ended the copy: the stream whose operation failed
 };
 
+// A source that can lend its received bytes in place (h2::Stream::read_view): the copy writes
+// straight from them and then consumes them.
+template <typename S>
+concept ViewSource = requires(S& s, std::size_t n) {
+  { s.read_view() } -> std::same_as<boost::asio::awaitable<Result<std::span<const std::uint8_t>>>>;
+  s.consume_view(n);
+};
+
+// A destination that can take a read buffer by reference (h2::Stream::write_block): the copy reads
+// into shared blocks with headroom and hands them over instead of having the bytes copied again.
+template <typename S>
+concept BlockSink = requires(S& s, const BlockRef& b, std::span<const std::uint8_t> d) {
+  { s.write_block(b, d) } -> std::same_as<boost::asio::awaitable<Result<void>>>;
+  { S::kBlockHeadroom } -> std::convertible_to<std::size_t>;
+};
+
 namespace detail {
 
 template <ByteStream From, ByteStream To, typename Abort>
@@ -67,6 +88,70 @@ boost::asio::awaitable<void> copy_one_way(From& from, To& to, CopySide from_side
     abort();
   };
 
+  if constexpr (ViewSource<From>) {
+    // The source lends its received bytes in place (HTTP/2 stream): no buffer of our own, no copy.
+    for (;;) {
+      auto v = co_await from.read_view();
+      if (!v) {
+        fail(from_side, "read", std::move(v).error());
+        co_return;
+      }
+      const std::size_t n = v->size();
+      if (n == 0) {
+        auto r = co_await to.shutdown_write();
+        if (!r) {
+          fail(to_side, "shutdown_write", std::move(r).error());
+        } else {
+          dir.eof = true;
+        }
+        co_return;
+      }
+      auto w = co_await to.write_all(*v);
+      from.consume_view(n);
+      if (!w) {
+        fail(to_side, "write", std::move(w).error());
+        co_return;
+      }
+      dir.bytes += n;
+    }
+  }
+  if constexpr (BlockSink<To>) {
+    // Two blocks at most: the one the sink may still hold (queued for its TLS write) and the next.
+    constexpr std::size_t kHeadroom = (To::kBlockHeadroom + 15) / 16 * 16;
+    BlockRef block, spare;
+    std::uint64_t copied = 0;
+    for (;;) {
+      const std::size_t want = CopyBuffer::size_for(copied);
+      if (!block || block.use_count() > 1 || block->capacity < kHeadroom + want) {
+        std::swap(block, spare);
+        if (!block || block.use_count() > 1 || block->capacity < kHeadroom + want)
+          block = std::make_shared<Block>(kHeadroom + want);
+      }
+      dir.buffer_size = want;
+      const std::span<std::uint8_t> space(block->bytes.get() + kHeadroom, want);
+      auto n = co_await from.read_some(space);
+      if (!n) {
+        fail(from_side, "read", std::move(n).error());
+        co_return;
+      }
+      if (*n == 0) {
+        auto r = co_await to.shutdown_write();
+        if (!r) {
+          fail(to_side, "shutdown_write", std::move(r).error());
+        } else {
+          dir.eof = true;
+        }
+        co_return;
+      }
+      auto w = co_await to.write_block(block, space.first(*n));
+      if (!w) {
+        fail(to_side, "write", std::move(w).error());
+        co_return;
+      }
+      dir.bytes += *n;
+      copied += *n;
+    }
+  }
   CopyBuffer buf;
   dir.buffer_size = buf.size();
   for (;;) {
