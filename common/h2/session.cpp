@@ -20,6 +20,8 @@ namespace {
 
 
 
+constexpr std::size_t kInPlaceMin = 4096;  // smaller DATA payloads are copied into the batch
+
 std::vector<nghttp2_nv> to_nv(const Headers& hs) {
   std::vector<nghttp2_nv> nv;
   nv.reserve(hs.size());
@@ -175,13 +177,14 @@ struct Session::Callbacks {
   }
 
   // NO_COPY: the frame goes into the output batch in place (write_block: header written into the
-  // block's headroom, block kept until written) or copied (write_all, or a later frame of the same
-  // write, whose header position holds bytes of the frame before it).
+  // block's headroom, block kept until written) or copied (write_all, a later frame of the same
+  // write, whose header position holds bytes of the frame before it, or a small frame: each in-place
+  // piece is its own TLS write, so small frames of many streams are better batched into one record).
   static int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
                        nghttp2_data_source* source, void* user) {
     auto* self = static_cast<Session*>(user);
     auto* s = static_cast<Stream*>(source->ptr);
-    if (s->headroom_free_ && frame->data.padlen == 0) {
+    if (s->headroom_free_ && frame->data.padlen == 0 && length >= kInPlaceMin) {
       Block& b = *s->pending_block_;
       std::uint8_t* hd = b.bytes.get() + (s->pending_.data() - b.bytes.get()) - 9;
       std::memcpy(hd, framehd, 9);
