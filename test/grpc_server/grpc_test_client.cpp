@@ -95,7 +95,12 @@ class Checks {
     EchoReply reply;
     auto st = stub_->Unary(&ctx, req, &reply);
     std::printf("status %s\n", status(st).c_str());
-    if (st.ok()) std::printf("reply %s\n", reply.ShortDebugString().c_str());
+    if (st.ok()) {  // lite messages have no DebugString
+      std::string md;
+      for (const auto& [k, v] : reply.metadata()) md += " " + k + "=" + printable(v);
+      std::printf("reply message '%s' sequence %lld payload %zu bytes metadata {%s }\n", reply.message().c_str(),
+                  static_cast<long long>(reply.sequence()), reply.payload().size(), md.c_str());
+    }
     std::printf("initial %s\ntrailing %s\n", md_string(ctx.GetServerInitialMetadata()).c_str(),
                 md_string(ctx.GetServerTrailingMetadata()).c_str());
     return st.ok() ? 0 : 1;
