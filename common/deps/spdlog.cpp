@@ -1,9 +1,9 @@
-// spdlog 1.x compiled into this tree from the system headers (deps/CMakeLists.txt): the contents of spdlog's
+// spdlog 1.x compiled into this tree from the system headers (common/deps/CMakeLists.txt): the contents of spdlog's
 // own src/*.cpp (spdlog, stdout_sinks, color_sinks, file_sinks, async, cfg), so consumers build with
 // SPDLOG_COMPILED_LIB exactly as against libspdlog.so. Checked against Debian's libspdlog.so.1.10: this
 // defines every strong symbol that library exports.
 #ifndef SPDLOG_COMPILED_LIB
-#error "deps/spdlog.cpp needs SPDLOG_COMPILED_LIB"
+#error "common/deps/spdlog.cpp needs SPDLOG_COMPILED_LIB"
 #endif
 
 #include <mutex>

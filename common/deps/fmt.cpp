@@ -1,4 +1,4 @@
-// fmt 9 compiled into this tree from the system headers (deps/CMakeLists.txt): fmt's own src/format.cc, so
+// fmt 9 compiled into this tree from the system headers (common/deps/CMakeLists.txt): fmt's own src/format.cc, so
 // consumers build against the same extern templates as with libfmt.so. Not src/os.cc (fmt::file,
 // buffered_file, output_file): its code is not in the headers, and nothing here uses <fmt/os.h>.
 // Checked against Debian's libfmt.so.9: this defines every other strong symbol that library exports.
