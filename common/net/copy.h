@@ -88,6 +88,16 @@ boost::asio::awaitable<void> copy_one_way(From& from, To& to, CopySide from_side
     abort();
   };
 
+  // The source ended: half-close the destination (FIN <-> END_STREAM).
+  const auto forward_eof = [&]() -> boost::asio::awaitable<void> {
+    auto r = co_await to.shutdown_write();
+    if (!r) {
+      fail(to_side, "shutdown_write", std::move(r).error());
+    } else {
+      dir.eof = true;
+    }
+  };
+
   if constexpr (ViewSource<From>) {
     // The source lends its received bytes in place (HTTP/2 stream): no buffer of our own, no copy.
     for (;;) {
@@ -98,12 +108,7 @@ boost::asio::awaitable<void> copy_one_way(From& from, To& to, CopySide from_side
       }
       const std::size_t n = v->size();
       if (n == 0) {
-        auto r = co_await to.shutdown_write();
-        if (!r) {
-          fail(to_side, "shutdown_write", std::move(r).error());
-        } else {
-          dir.eof = true;
-        }
+        co_await forward_eof();
         co_return;
       }
       auto w = co_await to.write_all(*v);
@@ -135,12 +140,7 @@ boost::asio::awaitable<void> copy_one_way(From& from, To& to, CopySide from_side
         co_return;
       }
       if (*n == 0) {
-        auto r = co_await to.shutdown_write();
-        if (!r) {
-          fail(to_side, "shutdown_write", std::move(r).error());
-        } else {
-          dir.eof = true;
-        }
+        co_await forward_eof();
         co_return;
       }
       auto w = co_await to.write_block(block, space.first(*n));
@@ -161,12 +161,7 @@ boost::asio::awaitable<void> copy_one_way(From& from, To& to, CopySide from_side
       co_return;
     }
     if (*n == 0) {
-      auto r = co_await to.shutdown_write();
-      if (!r) {
-        fail(to_side, "shutdown_write", std::move(r).error());
-      } else {
-        dir.eof = true;
-      }
+      co_await forward_eof();
       co_return;
     }
     auto w = co_await to.write_all(buf.space().first(*n));

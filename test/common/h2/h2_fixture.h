@@ -4,9 +4,12 @@
 #include <memory>
 #include <vector>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "common/h2/session.h"
 #include "common/net/tcp_stream.h"
@@ -14,6 +17,19 @@
 namespace ambient::test {
 
 namespace asio = boost::asio;
+
+// Settings without keepalive PINGs (tests that are not about keepalive).
+inline h2::Settings quiet() {
+  h2::Settings s;
+  s.ping_interval = std::chrono::milliseconds(0);
+  return s;
+}
+
+// Sleeps; a cancelled sleep (the loser of an `||`) just returns.
+inline asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+}
 
 // Echo handler: 200, then every byte back, END_STREAM after the client's END_STREAM.
 inline asio::awaitable<void> echo_handler(std::shared_ptr<h2::Stream> s) {

@@ -13,18 +13,6 @@ using namespace ambient::test;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
-namespace {
-h2::Settings quiet() {
-  h2::Settings s;
-  s.ping_interval = 0ms;
-  return s;
-}
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::use_awaitable);
-}
-}  // namespace
-
 TEST_SUITE("common/h2/session") {
   TEST_CASE("CONNECT echo is byte-exact for 0 B, 1 KiB, 1 MiB, 64 MiB") {
     asio::io_context io(1);

@@ -21,17 +21,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-h2::Settings quiet() {
-  h2::Settings s;
-  s.ping_interval = 0ms;
-  return s;
-}
-
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::use_awaitable);
-}
-
 net::BlockRef filled_block(std::size_t cap, std::uint32_t seed) {
   auto b = std::make_shared<net::Block>(cap);
   auto p = pattern(cap, seed);

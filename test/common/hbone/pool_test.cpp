@@ -87,11 +87,6 @@ class Gate {
   bool open_ = false;
 };
 
-asio::awaitable<void> sleep_for(std::chrono::milliseconds d) {
-  asio::steady_timer t(co_await asio::this_coro::executor, d);
-  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-}
-
 // Runs a test body with a watchdog, so a pool bug fails the test instead of hanging it.
 asio::awaitable<void> within(asio::awaitable<void> body, std::chrono::seconds limit) {
   using namespace asio::experimental::awaitable_operators;
