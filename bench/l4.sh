@@ -181,39 +181,10 @@ for n in ha-server ha-client pl-server pl-client; do
 done
 
 # ---- the ztunnel pair (netns NSZ) ----
-cat > "$work/ztunnel.yaml" <<'EOF'
-# bench/l4.sh: two workloads in one netns, one ztunnel each (dedicated mode). The client workload's IP is
-# 127.0.0.1 because that is the source address loopback apps get; the server workload is 127.0.0.3 with
-# protocol HBONE, so the client ztunnel must tunnel to 127.0.0.3:15008. No policies (L4 RBAC cost is not
-# part of this benchmark).
-workloads:
-- uid: Kubernetes//Pod/bench/client
-  name: client
-  namespace: bench
-  serviceAccount: client
-  workloadIps: ["127.0.0.1"]
-  protocol: HBONE
-  node: local
-  canonicalName: client
-  canonicalRevision: v1
-  workloadName: client
-  workloadType: deployment
-- uid: Kubernetes//Pod/bench/server
-  name: server
-  namespace: bench
-  serviceAccount: server
-  workloadIps: ["127.0.0.3"]
-  protocol: HBONE
-  node: local
-  canonicalName: server
-  canonicalRevision: v1
-  workloadName: server
-  workloadType: deployment
-EOF
 zt_flags=(--packet-mark 1337)
 [ -n "${ZT_WORKERS:-}" ] && zt_flags+=(--worker-threads "$ZT_WORKERS")
 start_zt() {  # NAME IP WORKLOAD-INFO
-  ip netns exec "$NSZ" env LOCAL_XDS_PATH="$work/ztunnel.yaml" PROXY_WORKLOAD_INFO="$3" CA_CERTS_DIR="$work/cacerts" \
+  ip netns exec "$NSZ" env LOCAL_XDS_PATH="$here/l4/pair.yaml" PROXY_WORKLOAD_INFO="$3" CA_CERTS_DIR="$work/cacerts" \
     "$ZT" --bind "$2" --admin "$2:15000" --metrics "$2:15020" --readiness "$2:15021" "${zt_flags[@]}" \
     >"$work/zt-$1.log" 2>&1 &
   pids+=($!)

@@ -37,15 +37,6 @@ inz() { ip netns exec "$NS" "$@"; }
 fail() { echo "idle_rss.sh: $*" >&2; tail -n 5 "$work"/*.log >&2; exit 1; }
 ip -n "$NS" link set lo up
 "$build/ztunnel/hbone-demo" ca --out "$work/ca" >/dev/null || exit 1
-cat > "$work/zt.yaml" <<'EOF'
-workloads:
-- {uid: Kubernetes//Pod/bench/client, name: client, namespace: bench, serviceAccount: client,
-   workloadIps: ["127.0.0.1"], protocol: HBONE, node: local, canonicalName: client, canonicalRevision: v1,
-   workloadName: client, workloadType: deployment}
-- {uid: Kubernetes//Pod/bench/server, name: server, namespace: bench, serviceAccount: server,
-   workloadIps: ["127.0.0.3"], protocol: HBONE, node: local, canonicalName: server, canonicalRevision: v1,
-   workloadName: server, workloadType: deployment}
-EOF
 cat > "$work/nginx.conf" <<EOF
 worker_processes 1; daemon off; pid $work/nginx.pid; error_log $work/nginx.err;
 events { worker_connections 1024; }
@@ -56,7 +47,7 @@ declare -A PID=()
 for s in server client; do
   ip=127.0.0.3; [ "$s" = client ] && ip=127.0.0.1
   # ip netns exec (not the inz function) so that $! is the ztunnel itself, as in l4.sh
-  ip netns exec "$NS" env LOCAL_XDS_PATH="$work/zt.yaml" PROXY_WORKLOAD_INFO="bench/$s/$s" \
+  ip netns exec "$NS" env LOCAL_XDS_PATH="$here/pair.yaml" PROXY_WORKLOAD_INFO="bench/$s/$s" \
     CA_CERTS_DIR="$work/ca" "$ZT" --bind "$ip" --admin "$ip:15000" --metrics "$ip:15020" \
     --readiness "$ip:15021" --packet-mark 1337 >"$work/$s.log" 2>&1 &
   PID[$s]=$!

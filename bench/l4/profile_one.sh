@@ -35,15 +35,6 @@ trap 'exit 130' INT TERM
 ip -n "$NS" link set lo up
 ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
 "$build/ztunnel/hbone-demo" ca --out "$OUT/ca" >/dev/null || exit 1
-cat > "$OUT/zt.yaml" <<'EOF'
-workloads:
-- {uid: Kubernetes//Pod/bench/client, name: client, namespace: bench, serviceAccount: client,
-   workloadIps: ["127.0.0.1"], protocol: HBONE, node: local, canonicalName: client, canonicalRevision: v1,
-   workloadName: client, workloadType: deployment}
-- {uid: Kubernetes//Pod/bench/server, name: server, namespace: bench, serviceAccount: server,
-   workloadIps: ["127.0.0.3"], protocol: HBONE, node: local, canonicalName: server, canonicalRevision: v1,
-   workloadName: server, workloadType: deployment}
-EOF
 cat > "$OUT/nginx.conf" <<EOF
 worker_processes 1; daemon off; pid $OUT/nginx.pid; error_log $OUT/nginx.err;
 events { worker_connections 8192; }
@@ -64,7 +55,7 @@ esac
 for s in server client; do
   ip=127.0.0.3; [ "$s" = client ] && ip=127.0.0.1
   p=(); [ "$s" = "$SIDE" ] && p=("${pre[@]}")
-  ip netns exec "$NS" env LOCAL_XDS_PATH="$OUT/zt.yaml" PROXY_WORKLOAD_INFO="bench/$s/$s" CA_CERTS_DIR="$OUT/ca" \
+  ip netns exec "$NS" env LOCAL_XDS_PATH="$here/pair.yaml" PROXY_WORKLOAD_INFO="bench/$s/$s" CA_CERTS_DIR="$OUT/ca" \
     "${p[@]}" "$ZT" --bind "$ip" --admin "$ip:15000" --metrics "$ip:15020" --readiness "$ip:15021" \
     --packet-mark 1337 >"$OUT/$s.log" 2>&1 &
 done
