@@ -18,8 +18,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-
-
 constexpr std::size_t kInPlaceMin = 4096;  // smaller DATA payloads are copied into the batch
 
 std::vector<nghttp2_nv> to_nv(const Headers& hs) {

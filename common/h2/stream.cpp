@@ -50,21 +50,21 @@ Result<void> Stream::respond(int status, const Headers& extra, bool end_stream) 
   return ok();
 }
 
-asio::awaitable<Result<bool>> Stream::wait_readable(const char* op) {
+asio::awaitable<Result<bool>> Stream::wait_readable() {
   for (;;) {
     if (!recv_.empty() && !recv_dropped_) co_return true;
     if (remote_end_) co_return false;
     if (closed_) {
       if (reset_ && !session_error_ && !locally_closed_ && (reset_code_ == NGHTTP2_NO_ERROR || reset_code_ == NGHTTP2_CANCEL))
         co_return false;
-      co_return closed_error(op);
+      co_return closed_error("read");
     }
     co_await rx_.wait();
   }
 }
 
 asio::awaitable<Result<std::size_t>> Stream::read_some(std::span<std::uint8_t> buf) {
-  auto readable = co_await wait_readable("read");
+  auto readable = co_await wait_readable();
   if (!readable) co_return std::move(readable).error();
   if (!*readable || buf.empty()) co_return std::size_t{0};
   const std::size_t n = recv_.copy_out(buf);
@@ -73,7 +73,7 @@ asio::awaitable<Result<std::size_t>> Stream::read_some(std::span<std::uint8_t> b
 }
 
 asio::awaitable<Result<std::span<const std::uint8_t>>> Stream::read_view() {
-  auto readable = co_await wait_readable("read");
+  auto readable = co_await wait_readable();
   if (!readable) co_return std::move(readable).error();
   if (!*readable) co_return std::span<const std::uint8_t>{};
   viewing_ = true;

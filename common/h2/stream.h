@@ -86,7 +86,7 @@ class Stream {
   friend class Session;
   bool on_data(const std::uint8_t* data, std::size_t len, const BlockRef* source);  // true: lent, not copied
   // Waits until something can be read: data, EOF, or an error (ok(true) = data buffered).
-  boost::asio::awaitable<Result<bool>> wait_readable(const char* op);
+  boost::asio::awaitable<Result<bool>> wait_readable();
   void on_remote_end() noexcept;
   void on_closed(std::uint32_t error_code) noexcept;
   void on_session_dead(const Error& why);
