@@ -31,6 +31,7 @@
 #
 # Environment: DUR (5 s per measurement), ROUNDS (1; medians over rounds), CONNS (1000, for the RSS step),
 #              ZT_WORKERS (ztunnel --worker-threads, default: ztunnel's own default), KEEP=1 keeps the work dir,
+#              LOADS (default "iperf keepalive latency1 newconn": which loads to run, for diagnosis),
 #              PROFILE=1 adds strace -c counts per ztunnel and load to bench/results/l4-profile.txt (+1 min),
 #              RESULTS_DIR (default bench/results) to write the three files elsewhere.
 set -uo pipefail
@@ -318,7 +319,7 @@ wrk_run() {  # PAIR KIND(keepalive|newconn|latency1)
 }
 for ((r = 1; r <= ROUNDS; r++)); do
   log "round $r/$ROUNDS"
-  for load in iperf keepalive latency1 newconn; do
+  for load in ${LOADS:-iperf keepalive latency1 newconn}; do
     for pair in "${PAIRS[@]}"; do
       [ "$pair" = ztunnel ] && zt_mark
       if [ "$load" = iperf ]; then iperf_run "$pair"; else wrk_run "$pair" "$load"; fi
