@@ -3,7 +3,9 @@
 #include <fmt/chrono.h>
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <future>
+#include <sstream>
 
 #include <boost/asio/post.hpp>
 
@@ -11,6 +13,7 @@
 #include "common/base/json.h"
 #include "common/state/config_dump.h"
 #include "common/state/local_config.h"
+#include "common/xds/ads_client.h"
 #include "common/telemetry/access_log.h"
 #include "common/telemetry/process_metrics.h"
 #include "common/tls/pki.h"
@@ -56,6 +59,52 @@ void App::publish(std::shared_ptr<const CertBundle> certs) {
   }
 }
 
+Result<void> App::start_xds(admin::Readiness::Token state_task) {
+  auto opts = xds::parse_xds_address(config_.xds_address);
+  if (!opts) return std::move(opts).error();
+  std::string roots = config_.xds_root_ca;
+  if (!roots.starts_with("-----BEGIN")) {
+    std::ifstream in(roots);
+    if (!in) return errorf(ErrorKind::NotFound, "XDS_ROOT_CA {}: cannot be read (a PEM file, or the PEM itself)", roots);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    roots = ss.str();
+  }
+  grpc::ChannelTlsOptions tls_options;
+  tls_options.roots_pem = roots;
+  auto tls = grpc::ChannelTls::create(tls_options);
+  if (!tls) return errorf(tls.error().kind, "XDS_ROOT_CA {}: {}", config_.xds_root_ca.starts_with("-----BEGIN") ? "(inline PEM)" : config_.xds_root_ca,
+                          tls.error().context);
+  opts->tls = std::make_shared<const grpc::ChannelTls>(std::move(*tls));
+  opts->server_name = config_.alt_xds_hostname;
+  opts->token_path = config_.auth_token_path;
+  opts->cluster_id = config_.cluster_id;
+  for (const auto& [name, value] : config_.xds_headers) opts->headers.push_back({name, value});
+  // Node (reference ztunnel.md 4.4): "ztunnel~<ip>~<pod>.<ns>~<ns>.svc.cluster.local" and string metadata.
+  const std::string ip = config_.instance_ip.empty() ? "1.1.1.1" : config_.instance_ip;
+  opts->node.set_id(fmt::format("ztunnel~{}~{}.{}~{}.svc.cluster.local", ip, config_.pod_name, config_.pod_namespace,
+                                config_.pod_namespace));
+  auto& md = *opts->node.mutable_metadata()->mutable_fields();
+  md["NAME"].set_string_value(config_.pod_name);
+  md["NAMESPACE"].set_string_value(config_.pod_namespace);
+  md["INSTANCE_IPS"].set_string_value(config_.instance_ip);
+  md["NODE_NAME"].set_string_value(config_.node_name);
+  md["CLUSTER_ID"].set_string_value(config_.cluster_id);
+  auto pending = std::make_shared<std::size_t>(opts->type_urls.size());
+  ads_ = std::make_unique<xds::AdsClient>(
+      control_.get_executor(), std::move(*opts), builder_, [this] { publish(builder_.build()); },
+      [this, pending, state_task](std::string_view type_url) {
+        spdlog::info("xds: first {} response applied", type_url);
+        if (*pending > 0 && --*pending == 0) {
+          spdlog::info("state: {} workloads, {} services, {} policies from xDS", builder_.workload_count(),
+                       builder_.service_count(), builder_.policy_count());
+          readiness_.mark_ready(state_task);
+        }
+      });
+  spdlog::info("state: from xDS at {} (waiting for the first push of every type before ready)", config_.xds_address);
+  return ok();
+}
+
 Result<void> App::start() {
   telemetry::set_access_log_format(config_.log_json ? telemetry::LogFormat::Json : telemetry::LogFormat::Plain);
   telemetry::register_process_metrics(registry_);
@@ -64,30 +113,38 @@ Result<void> App::start() {
   auto state_task = readiness_.register_task("state manager");
   auto proxy_task = readiness_.register_task("proxy");
 
-  // State: the local config file (xDS arrives with the control-plane issue).
-  if (config_.local_config_path.empty())
-    return errorf(ErrorKind::InvalidArgument,
-                  "no state source: set LOCAL_XDS_PATH (or --local-config) to a local config file");
-  auto local = state::load_local_config(config_.local_config_path);
-  if (!local) return std::move(local).error();
-  AMBIENT_TRY(state::apply_local_config(*local, builder_));
-  snapshot_ = builder_.build();
-  spdlog::info("state: loaded {} workloads, {} services, {} policies from {}", snapshot_->workloads().size(),
-               snapshot_->services().size(), snapshot_->policies().size(), config_.local_config_path);
+  // State: the local config file, or istiod's Delta ADS (exclusive; load_config refuses both).
+  std::string identity;
+  if (!config_.xds_address.empty()) {
+    AMBIENT_TRY(start_xds(state_task));
+    // The local workload's identity comes from PROXY_WORKLOAD_INFO: with xDS the workload may arrive later.
+    identity = fmt::format("spiffe://{}/ns/{}/sa/{}", config_.trust_domain, config_.workload.ns,
+                           config_.workload.service_account);
+  } else {
+    if (config_.local_config_path.empty())
+      return errorf(ErrorKind::InvalidArgument,
+                    "no state source: set LOCAL_XDS_PATH (or --local-config) to a local config file, or XDS_ADDRESS to istiod");
+    auto local = state::load_local_config(config_.local_config_path);
+    if (!local) return std::move(local).error();
+    AMBIENT_TRY(state::apply_local_config(*local, builder_));
+    snapshot_ = builder_.build();
+    spdlog::info("state: loaded {} workloads, {} services, {} policies from {}", snapshot_->workloads().size(),
+                 snapshot_->services().size(), snapshot_->policies().size(), config_.local_config_path);
 
-  // The local workload (dedicated mode) must be in the state: its identity is what we serve and present.
-  const state::Workload* local_workload = nullptr;
-  for (const auto& [uid, w] : snapshot_->workloads())
-    if (w->namespace_() == config_.workload.ns && w->name() == config_.workload.name) local_workload = w.get();
-  if (local_workload == nullptr)
-    return errorf(ErrorKind::NotFound, "PROXY_WORKLOAD_INFO {}/{}/{}: no workload named {} in namespace {} in {}",
-                  config_.workload.ns, config_.workload.name, config_.workload.service_account, config_.workload.name,
-                  config_.workload.ns, config_.local_config_path);
-  const std::string identity = state::workload_identity(*local_workload);
-  if (state::workload_service_account(*local_workload) != config_.workload.service_account)
-    return errorf(ErrorKind::InvalidArgument, "PROXY_WORKLOAD_INFO says service account {}, but {} in {} has {}",
-                  config_.workload.service_account, config_.workload.name, config_.local_config_path,
-                  state::workload_service_account(*local_workload));
+    // The local workload (dedicated mode) must be in the state: its identity is what we serve and present.
+    const state::Workload* local_workload = nullptr;
+    for (const auto& [uid, w] : snapshot_->workloads())
+      if (w->namespace_() == config_.workload.ns && w->name() == config_.workload.name) local_workload = w.get();
+    if (local_workload == nullptr)
+      return errorf(ErrorKind::NotFound, "PROXY_WORKLOAD_INFO {}/{}/{}: no workload named {} in namespace {} in {}",
+                    config_.workload.ns, config_.workload.name, config_.workload.service_account, config_.workload.name,
+                    config_.workload.ns, config_.local_config_path);
+    identity = state::workload_identity(*local_workload);
+    if (state::workload_service_account(*local_workload) != config_.workload.service_account)
+      return errorf(ErrorKind::InvalidArgument, "PROXY_WORKLOAD_INFO says service account {}, but {} in {} has {}",
+                    config_.workload.service_account, config_.workload.name, config_.local_config_path,
+                    state::workload_service_account(*local_workload));
+  }
 
   // Identity: the built-in CA.
   Result<tls::CertificateAuthority> ca = config_.cacerts_dir.empty()
@@ -120,7 +177,8 @@ Result<void> App::start() {
   identities_ = std::make_unique<IdentityManager>(control_.get_executor(), std::move(*ca), config_.secret_ttl,
                                                   [this](std::shared_ptr<const CertBundle> b) { publish(std::move(b)); });
   AMBIENT_TRY(identities_->set_identities({identity}));
-  readiness_.mark_ready(state_task);
+  if (ads_) ads_->start();  // readiness: released once every type has been answered (start_xds)
+  else readiness_.mark_ready(state_task);
 
   // Control-plane-side servers.
   admin_ = std::make_unique<admin::HttpServer>(control_.get_executor(), admin::HttpServerOptions{.name = "admin"});
@@ -182,6 +240,15 @@ Result<void> App::start() {
   return ok();
 }
 
+std::string App::xds_dump() const {
+  if (!ads_) return "null";
+  const auto& st = ads_->stats();
+  return fmt::format("{{\"address\": {}, \"connected\": {}, \"streams\": {}, \"responses\": {}, \"acks\": {}, "
+                     "\"nacks\": {}, \"lastNack\": {}, \"lastError\": {}}}",
+                     json::quote(config_.xds_address), st.connected ? "true" : "false", st.connects, st.responses, st.acks,
+                     st.nacks, json::quote(st.last_nack), json::quote(st.last_error));
+}
+
 std::string App::config_dump() const {
   std::string state = state::config_dump_json(*snapshot_, true);
   std::string certs = "[";
@@ -201,10 +268,12 @@ std::string App::config_dump() const {
   std::string extra = fmt::format(
       ",\n  \"certificates\": {},\n  \"config\": {{\"proxyMode\": \"dedicated\", \"workload\": {}, \"localXdsPath\": {}, "
       "\"trustDomain\": {}, \"workerThreads\": {}, \"poolMaxStreamsPerConnection\": {}, \"network\": {}, \"clusterId\": {}}},\n"
+      "  \"xds\": {},\n"
       "  \"version\": \"{}\"\n",
       certs, json::quote(config_.workload.ns + "/" + config_.workload.name + "/" + config_.workload.service_account),
       json::quote(config_.local_config_path), json::quote(config_.trust_domain), config_.worker_threads,
-      config_.pool_max_streams_per_connection, json::quote(config_.network), json::quote(config_.cluster_id), snapshot_->version());
+      config_.pool_max_streams_per_connection, json::quote(config_.network), json::quote(config_.cluster_id), xds_dump(),
+      snapshot_->version());
   auto body_end = state.find_last_not_of(" \n", end - 1);
   return state.substr(0, body_end + 1) + extra + "}\n";
 }
@@ -234,6 +303,7 @@ hbone::PoolStats App::pool_stats() {
 void App::begin_drain() {
   if (draining_) return;
   draining_ = true;
+  if (ads_) ads_->stop();
   drain_deadline_ = std::chrono::steady_clock::now() + config_.termination_deadline;
   for (auto& w : workers_) asio::post(w->io, [p = w->proxy.get()] { p->stop_accepting(); });
   drain_step();

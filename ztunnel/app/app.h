@@ -22,6 +22,7 @@
 #include "common/state/snapshot_builder.h"
 #include "common/telemetry/metrics.h"
 #include "common/telemetry/tcp_metrics.h"
+#include "common/xds/ads_client.h"
 #include "ztunnel/app/config.h"
 #include "ztunnel/app/identity_manager.h"
 #include "ztunnel/proxy/proxy.h"
@@ -57,6 +58,8 @@ class App {
     std::unique_ptr<Proxy> proxy;
     std::thread thread;
   };
+  Result<void> start_xds(admin::Readiness::Token state_task);
+  std::string xds_dump() const;
   void publish(std::shared_ptr<const state::Snapshot> snapshot);
   void publish(std::shared_ptr<const CertBundle> certs);
   std::string config_dump() const;
@@ -71,6 +74,7 @@ class App {
   state::SnapshotBuilder builder_;
   std::shared_ptr<const state::Snapshot> snapshot_ = state::Snapshot::empty();
   std::unique_ptr<IdentityManager> identities_;
+  std::unique_ptr<xds::AdsClient> ads_;  // XDS_ADDRESS set: the state source
   std::vector<std::unique_ptr<Worker>> workers_;
   admin::Readiness readiness_;
   std::unique_ptr<admin::HttpServer> admin_, metrics_, ready_server_;

@@ -1,6 +1,10 @@
 #include "ztunnel/app/config.h"
 
+#include <cctype>
+#include <string_view>
 #include <thread>
+
+#include <unistd.h>
 
 #include "common/base/config.h"
 #include "common/net/endpoint.h"
@@ -32,6 +36,13 @@ Result<unsigned> parse_workers(const std::string& text) {
 Result<Config> load_config(int argc, const char* const* argv, std::string* help_text) {
   config::Options o;
   o.add({"local-config", "LOCAL_XDS_PATH", "", "YAML file with workloads, services and policies (Istio local-config shape)"})
+      .add({"xds-address", "XDS_ADDRESS", "", "istiod Delta ADS address https://host:port (exclusive with LOCAL_XDS_PATH)"})
+      .add({"xds-root-ca", "XDS_ROOT_CA", "/var/run/secrets/istio/root-cert.pem", "roots istiod's certificate must chain to (file or PEM)"})
+      .add({"alt-xds-hostname", "ALT_XDS_HOSTNAME", "", "name to verify in istiod's certificate instead of the address's host"})
+      .add({"auth-token", "AUTH_TOKEN", "", "file with the bearer token sent to istiod (re-read per connection)"})
+      .add({"instance-ip", "INSTANCE_IP", "", "this ztunnel's IP (xDS node id)"})
+      .add({"pod-name", "POD_NAME", "", "this ztunnel's pod name (xDS node id)"})
+      .add({"pod-namespace", "POD_NAMESPACE", "", "this ztunnel's namespace (xDS node id)"})
       .add({"proxy-mode", "PROXY_MODE", "dedicated", "dedicated (own netns) | shared (in-pod, needs the CNI agent)"})
       .add({"workload-info", "PROXY_WORKLOAD_INFO", "", "namespace/name/serviceaccount of the workload (dedicated mode)"})
       .add({"network", "NETWORK", "", "the local network name"})
@@ -71,6 +82,27 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
     return errorf(ErrorKind::InvalidArgument, "unexpected argument '{}' (flags are --name=value)", o.positional().front());
 
   c.local_config_path = o.get("local-config");
+  c.xds_address = o.get("xds-address");
+  c.xds_root_ca = o.get("xds-root-ca");
+  c.alt_xds_hostname = o.get("alt-xds-hostname");
+  c.auth_token_path = o.get("auth-token");
+  c.instance_ip = o.get("instance-ip");
+  c.pod_name = o.get("pod-name");
+  c.pod_namespace = o.get("pod-namespace");
+  if (!c.local_config_path.empty() && !c.xds_address.empty())
+    return errorf(ErrorKind::InvalidArgument,
+                  "LOCAL_XDS_PATH ({}) and XDS_ADDRESS ({}) are exclusive: state comes from one source; unset one "
+                  "(XDS_ADDRESS=\"\" disables xDS)",
+                  c.local_config_path, c.xds_address);
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const std::string_view kv(*e);
+    constexpr std::string_view kPrefix = "XDS_HEADER_";
+    const auto eq = kv.find('=');
+    if (!kv.starts_with(kPrefix) || eq == std::string_view::npos || eq == kPrefix.size()) continue;
+    std::string name(kv.substr(kPrefix.size(), eq - kPrefix.size()));
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    c.xds_headers.emplace_back(std::move(name), std::string(kv.substr(eq + 1)));
+  }
   const std::string mode = o.get("proxy-mode");
   if (mode == "dedicated") c.mode = ProxyMode::Dedicated;
   else if (mode == "shared") c.mode = ProxyMode::Shared;

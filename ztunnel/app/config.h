@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,8 +27,16 @@ struct WorkloadInfo {
 };
 
 struct Config {
-  // State source.
+  // State source: the local file or istiod's Delta ADS (exclusive).
   std::string local_config_path;  // LOCAL_XDS_PATH / --local-config
+  std::string xds_address;        // XDS_ADDRESS: https://host:port; empty = no xDS
+  std::string xds_root_ca;        // XDS_ROOT_CA: PEM file, or the PEM itself
+  std::string alt_xds_hostname;   // ALT_XDS_HOSTNAME: name verified in istiod's certificate instead of the host
+  std::string auth_token_path;    // AUTH_TOKEN: bearer token file, re-read per connection; empty = none
+  std::vector<std::pair<std::string, std::string>> xds_headers;  // XDS_HEADER_<NAME>=value -> <name>: value
+  std::string instance_ip;        // INSTANCE_IP (node id)
+  std::string pod_name;           // POD_NAME (node id)
+  std::string pod_namespace;      // POD_NAMESPACE (node id)
   // Mode and local workload.
   ProxyMode mode = ProxyMode::Dedicated;
   WorkloadInfo workload;          // PROXY_WORKLOAD_INFO=ns/name/sa (dedicated)

@@ -10,6 +10,7 @@
 #include "common/net/tcp_stream.h"
 #include "test/common/h2/h2_fixture.h"  // pattern()
 #include "test/support/run_coro.h"
+#include "test/ztunnel/support/mesh_clients.h"
 #include "test/ztunnel/support/ztunnel_pair.h"
 
 using namespace ambient;
@@ -19,42 +20,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
-
-// Echo app: every connection echoes until EOF, then half-closes.
-struct EchoApp {
-  asio::io_context io{1};
-  tcp::acceptor acceptor;
-  std::thread thread;
-  explicit EchoApp(const char* ip)
-      : acceptor(*net::listen(io.get_executor(), {asio::ip::make_address(ip), 0}, net::ListenOptions{.backlog = 4096})) {
-    asio::co_spawn(io, loop(), asio::detached);
-    thread = std::thread([this] { io.run(); });
-  }
-  ~EchoApp() {
-    asio::post(io, [this] {
-      boost::system::error_code ec;
-      acceptor.close(ec);
-      io.stop();
-    });
-    thread.join();
-  }
-  std::uint16_t port() const { return acceptor.local_endpoint().port(); }
-  asio::awaitable<void> loop() {
-    for (;;) {
-      auto c = co_await net::accept(acceptor);
-      if (!c) co_return;
-      asio::co_spawn(io, [s = std::move(*c)]() mutable -> asio::awaitable<void> {
-            std::vector<std::uint8_t> buf(64 << 10);
-            for (;;) {
-              auto n = co_await s.read_some(buf);
-              if (!n || *n == 0) break;
-              if (!co_await s.write_all(std::span<const std::uint8_t>(buf.data(), *n))) co_return;
-            }
-            (void)co_await s.shutdown_write();
-          }, asio::detached);
-    }
-  }
-};
 
 std::string mesh_yaml(std::uint16_t echo_port) {
   return fmt::format(R"(
@@ -112,87 +77,6 @@ struct Pair {
   }
 };
 
-// SOCKS5 CONNECT to ip:port (or a domain name) through the client ztunnel; returns the reply code
-// (0 = success) and the stream.
-asio::awaitable<Result<std::pair<int, net::TcpStream>>> socks_connect(std::string host, std::uint16_t port) {
-  auto s = co_await net::connect({asio::ip::make_address("127.0.0.2"), 15080}, 5s);
-  if (!s) co_return s.error();
-  const std::uint8_t hello[] = {5, 1, 0};
-  if (auto r = co_await s->write_all(hello); !r) co_return r.error();
-  std::uint8_t reply[10];
-  std::size_t got = 0;
-  while (got < 2) {
-    auto n = co_await s->read_some(std::span<std::uint8_t>(reply + got, 2 - got));
-    if (!n || *n == 0) co_return make_error(ErrorKind::Closed, "socks greeting");
-    got += *n;
-  }
-  std::vector<std::uint8_t> req = {5, 1, 0};
-  boost::system::error_code ec;
-  auto v4 = asio::ip::make_address_v4(host, ec);
-  if (!ec) {
-    req.push_back(1);
-    for (auto b : v4.to_bytes()) req.push_back(b);
-  } else {
-    req.push_back(3);
-    req.push_back(static_cast<std::uint8_t>(host.size()));
-    req.insert(req.end(), host.begin(), host.end());
-  }
-  req.push_back(static_cast<std::uint8_t>(port >> 8));
-  req.push_back(static_cast<std::uint8_t>(port));
-  if (auto r = co_await s->write_all(req); !r) co_return r.error();
-  got = 0;
-  while (got < 10) {
-    auto n = co_await s->read_some(std::span<std::uint8_t>(reply + got, 10 - got));
-    if (!n || *n == 0) break;
-    got += *n;
-  }
-  if (got < 2) co_return make_error(ErrorKind::Closed, "socks reply");
-  co_return std::pair<int, net::TcpStream>(reply[1], std::move(*s));
-}
-
-
-asio::awaitable<Result<std::vector<std::uint8_t>>> echo_through(net::TcpStream& s, const std::vector<std::uint8_t>& data) {
-  using namespace asio::experimental::awaitable_operators;
-  Result<void> w = ok();
-  std::vector<std::uint8_t> got;
-  auto writer = [&]() -> asio::awaitable<void> {
-    for (std::size_t off = 0; off < data.size(); off += 65536) {
-      w = co_await s.write_all(std::span<const std::uint8_t>(data).subspan(off, std::min<std::size_t>(65536, data.size() - off)));
-      if (!w) co_return;
-    }
-    w = co_await s.shutdown_write();
-  };
-  auto reader = [&]() -> asio::awaitable<void> {
-    std::vector<std::uint8_t> buf(65536);
-    for (;;) {
-      auto n = co_await s.read_some(buf);
-      if (!n || *n == 0) co_return;
-      got.insert(got.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*n));
-    }
-  };
-  co_await (writer() && reader());
-  if (!w) co_return w.error();
-  co_return got;
-}
-
-std::string scrape(const tcp::endpoint& ep) {
-  asio::io_context io;
-  return run_coro(io, [&]() -> asio::awaitable<std::string> {
-    auto s = co_await net::connect(ep, 5s);
-    if (!s) co_return std::string();
-    std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    (void)co_await s->write_all(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(req.data()), req.size()));
-    std::string out;
-    std::vector<std::uint8_t> buf(65536);
-    for (;;) {
-      auto n = co_await s->read_some(buf);
-      if (!n || *n == 0) break;
-      out.append(reinterpret_cast<const char*>(buf.data()), *n);
-    }
-    co_return out;
-  }());
-}
-
 }  // namespace
 
 TEST_SUITE("ztunnel/integration/pair") {
@@ -217,14 +101,14 @@ TEST_SUITE("ztunnel/integration/pair") {
     CHECK(log.find("src.identity=\"spiffe://cluster.local/ns/demo/sa/client\"") != std::string::npos);
     CHECK(log.find("dst.identity=\"spiffe://cluster.local/ns/demo/sa/server\"") != std::string::npos);
     CHECK(log.find("bytes_sent=8388608 bytes_recv=8388608") != std::string::npos);
-    const std::string metrics = scrape(pair.server->app->metrics_endpoint());
+    const std::string metrics = http_get(pair.server->app->metrics_endpoint());
     INFO(metrics);
     CHECK(metrics.find("istio_tcp_connections_opened_total{reporter=\"destination\"") != std::string::npos);
     CHECK(metrics.find("source_principal=\"spiffe://cluster.local/ns/demo/sa/client\"") != std::string::npos);
     CHECK(metrics.find("destination_canonical_revision=\"v2\"") != std::string::npos);
     CHECK(metrics.find("connection_security_policy=\"mutual_tls\"} 1") != std::string::npos);
     CHECK(metrics.find("istio_tcp_received_bytes_total{reporter=\"destination\"") != std::string::npos);
-    const std::string client_metrics = scrape(pair.client->app->metrics_endpoint());
+    const std::string client_metrics = http_get(pair.client->app->metrics_endpoint());
     CHECK(client_metrics.find("istio_tcp_connections_opened_total{reporter=\"source\"") != std::string::npos);
     CHECK(client_metrics.find("destination_service=\"echo.demo.svc.cluster.local\"") != std::string::npos);
   }
@@ -308,7 +192,7 @@ TEST_SUITE("ztunnel/integration/pair") {
     CHECK(log.find("policy rejection: deny: explicitly denied by: demo/deny-port-9") != std::string::npos);
     CHECK(log.find("answered 401") != std::string::npos);
     CHECK(pair.server->app->counters().denied_total.load() == 1);
-    const std::string metrics = scrape(pair.server->app->metrics_endpoint());
+    const std::string metrics = http_get(pair.server->app->metrics_endpoint());
     CHECK(metrics.find("response_flags=\"DENY\"") != std::string::npos);
   }
 
