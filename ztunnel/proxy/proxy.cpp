@@ -140,6 +140,22 @@ void Proxy::set_snapshot(std::shared_ptr<const state::Snapshot> snapshot) {
       break;
     }
   local_identity_ = local_ ? state::workload_identity(*local_) : std::string();
+  enforce_policies();
+}
+
+void Proxy::enforce_policies() {
+  // Collect first: deny() closes sockets, and relay_inbound erases its entry only when it resumes.
+  std::vector<std::pair<std::function<void(std::string)>*, std::string>> denied;
+  for (auto& [id, a] : authorized_) {
+    const state::Workload* w = snapshot_->workload_by_uid(*a.dst_uid);
+    if (w == nullptr) {
+      denied.emplace_back(&a.deny, "destination workload " + *a.dst_uid + " is no longer in the state");
+      continue;
+    }
+    const auto decision = rbac::evaluate(snapshot_->policies_for(*w), *a.conn);
+    if (!decision.allowed) denied.emplace_back(&a.deny, "policy rejection after a policy change: " + rbac::to_string(decision));
+  }
+  for (auto& [deny, reason] : denied) (*deny)(std::move(reason));
 }
 
 void Proxy::set_certs(std::shared_ptr<const CertBundle> certs) { certs_ = std::move(certs); }
@@ -435,23 +451,37 @@ asio::awaitable<void> Proxy::serve_outbound(net::TcpStream app, SocketAddr origi
 
 template <typename Downstream>
 asio::awaitable<void> Proxy::relay_inbound(Downstream& downstream, net::TcpStream& app, telemetry::TcpMetricsHandle handle,
-                                           telemetry::ConnectionRecord& rec, std::chrono::steady_clock::time_point started) {
+                                           telemetry::ConnectionRecord& rec, std::chrono::steady_clock::time_point started,
+                                           const rbac::Connection& authz, const std::string& dst_uid) {
   bool closed_by_drain = false;
+  std::string denied_late;  // set when a new snapshot's policies deny this connection
   const auto live_id = track([&downstream, &app, &closed_by_drain] {
     closed_by_drain = true;
     downstream.close();
     app.close();
   });
+  authorized_.emplace(live_id, AuthorizedInbound{&authz, &dst_uid, [&downstream, &app, &denied_late](std::string reason) {
+                                                   if (!denied_late.empty()) return;
+                                                   denied_late = std::move(reason);
+                                                   downstream.close();
+                                                   app.close();
+                                                 }});
   net::CopyStats stats;
   auto outcome = co_await net::copy_bidirectional(downstream, app, stats);
+  authorized_.erase(live_id);
   untrack(live_id);
+  if (!denied_late.empty()) {
+    counters_.denied_total.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("closing inbound connection {} -> {}: {}", rec.src_addr, rec.dst_addr, denied_late);
+  }
   // Istio's sent/received are the response/request directions for the destination reporter.
   metrics_.on_bytes(handle, stats.b_to_a.bytes, stats.a_to_b.bytes);
-  metrics_.on_close(handle);
+  metrics_.on_close(handle, denied_late.empty() ? ResponseFlags::None : ResponseFlags::Deny);
   rec.bytes_sent = stats.b_to_a.bytes;
   rec.bytes_recv = stats.a_to_b.bytes;
   rec.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-  if (!outcome) rec.error = outcome.error().message();
+  if (!denied_late.empty()) rec.error = denied_late;
+  else if (!outcome) rec.error = outcome.error().message();
   else if (closed_by_drain) rec.error = "closed by drain";
   telemetry::emit(rec);
 }
@@ -557,7 +587,7 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
       co_return;
     }
     if (!stream->respond(200)) co_return;
-    co_await relay_inbound(*stream, *app, handle, rec, started);
+    co_await relay_inbound(*stream, *app, handle, rec, started, conn, dst->uid());
   };
   hbone::ServeOptions options;
   options.h2 = config_.h2;
@@ -631,7 +661,7 @@ asio::awaitable<void> Proxy::serve_inbound_plaintext(net::TcpStream connection) 
     telemetry::emit(rec);
     co_return;
   }
-  co_await relay_inbound(connection, *app, handle, rec, started);
+  co_await relay_inbound(connection, *app, handle, rec, started, conn, w->uid());
 }
 
 }  // namespace ambient::ztunnel

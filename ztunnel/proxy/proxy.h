@@ -22,6 +22,7 @@
 #include "common/base/result.h"
 #include "common/hbone/pool.h"
 #include "common/net/tcp_stream.h"
+#include "common/rbac/connection.h"
 #include "common/state/snapshot.h"
 #include "common/telemetry/access_log.h"
 #include "common/telemetry/tcp_metrics.h"
@@ -79,9 +80,14 @@ class Proxy {
   boost::asio::awaitable<Result<std::shared_ptr<h2::Session>>> dial(const hbone::PoolKey& key);
   // Inbound tail shared by 15008 and 15006: copy between the downstream and the app (closable by drain),
   // then the one metrics close and access-log line of the connection.
+  // `authz` and `dst_uid` are what the connection was authorized with: every new snapshot re-evaluates
+  // them (late enforcement) and closes the connection when the decision turned to deny.
   template <typename Downstream>
   boost::asio::awaitable<void> relay_inbound(Downstream& downstream, net::TcpStream& app, telemetry::TcpMetricsHandle handle,
-                                             telemetry::ConnectionRecord& rec, std::chrono::steady_clock::time_point started);
+                                             telemetry::ConnectionRecord& rec, std::chrono::steady_clock::time_point started,
+                                             const rbac::Connection& authz, const std::string& dst_uid);
+  // Re-checks every live inbound connection against the current snapshot's policies.
+  void enforce_policies();
   std::uint64_t track(std::function<void()> closer);
   void untrack(std::uint64_t id);
   const state::Workload* local_workload() const { return local_; }
@@ -101,6 +107,14 @@ class Proxy {
   std::uint16_t ports_[4] = {0, 0, 0, 0};
   std::vector<std::uint16_t> own_ports_;
   std::unordered_map<std::uint64_t, std::function<void()>> live_;
+  // Live inbound connections as authorized: the connection facts, the destination workload, and a
+  // closer that records the late denial's reason. Entries live exactly as long as relay_inbound.
+  struct AuthorizedInbound {
+    const rbac::Connection* conn;
+    const std::string* dst_uid;
+    std::function<void(std::string reason)> deny;
+  };
+  std::unordered_map<std::uint64_t, AuthorizedInbound> authorized_;
   std::vector<std::weak_ptr<h2::Session>> inbound_sessions_;  // for GOAWAY on drain; pruned as they die
   std::uint64_t next_live_ = 1;
   bool accepting_ = true;
