@@ -1,8 +1,6 @@
 #include "common/xds/ads_client.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -13,6 +11,7 @@
 
 #include "common/grpc/channel.h"
 #include "common/grpc/client.h"
+#include "common/grpc/target.h"
 
 namespace ambient::xds {
 
@@ -20,34 +19,11 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 Result<AdsOptions> parse_xds_address(std::string_view address) {
-  std::string_view rest = address;
-  if (rest.starts_with("https://")) rest.remove_prefix(8);
-  else if (rest.find("://") != std::string_view::npos)
-    return errorf(ErrorKind::InvalidArgument, "XDS_ADDRESS {:?}: only https:// is supported (istiod serves xDS over TLS)",
-                  address);
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  std::string_view host, port;
-  if (rest.starts_with('[')) {
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':')
-      return errorf(ErrorKind::InvalidArgument, "XDS_ADDRESS {:?}: want [IPv6]:port", address);
-    host = rest.substr(1, close - 1);
-    port = rest.substr(close + 2);
-  } else {
-    const auto colon = rest.rfind(':');
-    if (colon == std::string_view::npos)
-      return errorf(ErrorKind::InvalidArgument, "XDS_ADDRESS {:?}: no port (want https://host:port)", address);
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  unsigned value = 0;
-  const bool digits = !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (digits) value = static_cast<unsigned>(std::stoul(std::string(port)));
-  if (host.empty() || !digits || value == 0 || value > 65535)
-    return errorf(ErrorKind::InvalidArgument, "XDS_ADDRESS {:?}: want https://host:port with a port in 1..65535", address);
+  auto target = grpc::parse_target(address, "XDS_ADDRESS");
+  if (!target) return std::move(target).error();
   AdsOptions o;
-  o.host = std::string(host);
-  o.port = static_cast<std::uint16_t>(value);
+  o.host = std::move(target->host);
+  o.port = target->port;
   return o;
 }
 
@@ -78,20 +54,7 @@ void AdsClient::stop() {
 }
 
 Result<h2::Headers> AdsClient::call_metadata() const {
-  h2::Headers md;
-  if (!options_.token_path.empty()) {
-    std::ifstream in(options_.token_path);
-    if (!in) return errorf(ErrorKind::NotFound, "AUTH_TOKEN file {}: cannot be read", options_.token_path);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string token = ss.str();
-    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
-    if (token.empty()) return errorf(ErrorKind::InvalidArgument, "AUTH_TOKEN file {} is empty", options_.token_path);
-    md.push_back({"authorization", "Bearer " + token});
-  }
-  if (!options_.cluster_id.empty()) md.push_back({"clusterid", options_.cluster_id});
-  for (const auto& h : options_.headers) md.push_back(h);
-  return md;
+  return grpc::control_plane_metadata(options_.token_path, options_.cluster_id, options_.headers);
 }
 
 asio::awaitable<void> AdsClient::run() {

@@ -59,7 +59,7 @@ struct AdsOptions {
   std::size_t max_message = 200u << 20;  // as ztunnel's client
 };
 
-// Parses XDS_ADDRESS: "https://host:port", "host:port", "[v6]:port" (port required). Errors name the value.
+// Parses XDS_ADDRESS with grpc::parse_target (common/grpc/target.h). Errors name the setting and the value.
 Result<AdsOptions> parse_xds_address(std::string_view address);
 
 struct AdsStats {

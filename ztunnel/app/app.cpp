@@ -13,6 +13,9 @@
 #include "common/base/json.h"
 #include "common/state/config_dump.h"
 #include "common/state/local_config.h"
+#include "common/grpc/target.h"
+#include "common/identity/istio_ca_client.h"
+#include "common/identity/local_ca_source.h"
 #include "common/xds/ads_client.h"
 #include "common/telemetry/access_log.h"
 #include "common/telemetry/process_metrics.h"
@@ -24,6 +27,24 @@ namespace asio = boost::asio;
 
 namespace {
 
+
+// A root setting (XDS_ROOT_CA, CA_ROOT_CA): the PEM itself, or a file holding it.
+Result<std::shared_ptr<const grpc::ChannelTls>> channel_tls(const std::string& setting, const std::string& value) {
+  std::string roots = value;
+  const bool inline_pem = value.starts_with("-----BEGIN");
+  if (!inline_pem) {
+    std::ifstream in(value);
+    if (!in) return errorf(ErrorKind::NotFound, "{} {}: cannot be read (a PEM file, or the PEM itself)", setting, value);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    roots = ss.str();
+  }
+  grpc::ChannelTlsOptions tls_options;
+  tls_options.roots_pem = roots;
+  auto tls = grpc::ChannelTls::create(tls_options);
+  if (!tls) return errorf(tls.error().kind, "{} {}: {}", setting, inline_pem ? "(inline PEM)" : value, tls.error().context);
+  return std::make_shared<const grpc::ChannelTls>(std::move(*tls));
+}
 
 std::string iso8601(std::chrono::system_clock::time_point t) {
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", std::chrono::floor<std::chrono::seconds>(t));
@@ -51,6 +72,10 @@ void App::publish(std::shared_ptr<const state::Snapshot> snapshot) {
 }
 
 void App::publish(std::shared_ptr<const CertBundle> certs) {
+  if (identity_task_ && certs->find(local_identity_) != nullptr) {
+    readiness_.mark_ready(*identity_task_);
+    identity_task_.reset();
+  }
   for (auto& w : workers_) {
     if (w->thread.joinable())
       asio::post(w->io, [p = w->proxy.get(), certs] { p->set_certs(certs); });
@@ -62,20 +87,9 @@ void App::publish(std::shared_ptr<const CertBundle> certs) {
 Result<void> App::start_xds(admin::Readiness::Token state_task) {
   auto opts = xds::parse_xds_address(config_.xds_address);
   if (!opts) return std::move(opts).error();
-  std::string roots = config_.xds_root_ca;
-  if (!roots.starts_with("-----BEGIN")) {
-    std::ifstream in(roots);
-    if (!in) return errorf(ErrorKind::NotFound, "XDS_ROOT_CA {}: cannot be read (a PEM file, or the PEM itself)", roots);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    roots = ss.str();
-  }
-  grpc::ChannelTlsOptions tls_options;
-  tls_options.roots_pem = roots;
-  auto tls = grpc::ChannelTls::create(tls_options);
-  if (!tls) return errorf(tls.error().kind, "XDS_ROOT_CA {}: {}", config_.xds_root_ca.starts_with("-----BEGIN") ? "(inline PEM)" : config_.xds_root_ca,
-                          tls.error().context);
-  opts->tls = std::make_shared<const grpc::ChannelTls>(std::move(*tls));
+  auto tls = channel_tls("XDS_ROOT_CA", config_.xds_root_ca);
+  if (!tls) return std::move(tls).error();
+  opts->tls = std::move(*tls);
   opts->server_name = config_.alt_xds_hostname;
   opts->token_path = config_.auth_token_path;
   opts->cluster_id = config_.cluster_id;
@@ -103,6 +117,35 @@ Result<void> App::start_xds(admin::Readiness::Token state_task) {
       });
   spdlog::info("state: from xDS at {} (waiting for the first push of every type before ready)", config_.xds_address);
   return ok();
+}
+
+Result<identity::CertificateSourcePtr> App::make_certificate_source() {
+  if (!config_.ca_address.empty()) {
+    auto target = grpc::parse_target(config_.ca_address, "CA_ADDRESS");
+    if (!target) return std::move(target).error();
+    auto tls = channel_tls("CA_ROOT_CA", config_.ca_root_ca);
+    if (!tls) return std::move(tls).error();
+    identity::IstioCaOptions o;
+    o.host = target->host;
+    o.port = target->port;
+    o.server_name = config_.alt_ca_hostname;
+    o.tls = std::move(*tls);
+    o.token_path = config_.auth_token_path;
+    o.cluster_id = config_.cluster_id;
+    for (const auto& [name, value] : config_.ca_headers) o.headers.push_back({name, value});
+    o.impersonate = config_.mode == ProxyMode::Shared;  // ztunnel asks for other workloads' identities in shared mode
+    spdlog::info("identity: certificates from istiod's CA at {}:{}", o.host, o.port);
+    return identity::CertificateSourcePtr(std::make_shared<identity::IstioCaClient>(control_.get_executor(), std::move(o)));
+  }
+  Result<tls::CertificateAuthority> ca = config_.cacerts_dir.empty()
+                                             ? tls::CertificateAuthority::create_self_signed(config_.trust_domain, std::chrono::hours(24 * 365))
+                                             : tls::CertificateAuthority::load_cacerts_dir(config_.cacerts_dir);
+  if (!ca) return errorf(ca.error().kind, "built-in CA{}: {}", config_.cacerts_dir.empty() ? "" : " from " + config_.cacerts_dir,
+                         ca.error().context);
+  if (config_.cacerts_dir.empty())
+    spdlog::warn("identity: built-in CA is self-signed and private to this process: peers trust it only if they "
+                 "share it (set CA_CERTS_DIR to istiod-style cacerts to interoperate)");
+  return identity::CertificateSourcePtr(std::make_shared<identity::LocalCaSource>(std::move(*ca)));
 }
 
 Result<void> App::start() {
@@ -146,15 +189,9 @@ Result<void> App::start() {
                     state::workload_service_account(*local_workload));
   }
 
-  // Identity: the built-in CA.
-  Result<tls::CertificateAuthority> ca = config_.cacerts_dir.empty()
-                                             ? tls::CertificateAuthority::create_self_signed(config_.trust_domain, std::chrono::hours(24 * 365))
-                                             : tls::CertificateAuthority::load_cacerts_dir(config_.cacerts_dir);
-  if (!ca) return errorf(ca.error().kind, "built-in CA{}: {}", config_.cacerts_dir.empty() ? "" : " from " + config_.cacerts_dir,
-                         ca.error().context);
-  if (config_.cacerts_dir.empty())
-    spdlog::warn("identity: built-in CA is self-signed and private to this process: peers trust it only if they "
-                 "share it (set CA_CERTS_DIR to istiod-style cacerts to interoperate)");
+  // Identity: istiod's CA (CA_ADDRESS), or the built-in CA.
+  auto source = make_certificate_source();
+  if (!source) return std::move(source).error();
 
   // Workers (constructed and bound here; their threads start below). Dedicated mode: our own netns.
   auto sockets = std::make_shared<const DefaultSocketFactory>(config_.packet_mark);
@@ -174,8 +211,19 @@ Result<void> App::start() {
     }
     workers_.push_back(std::move(w));
   }
-  identities_ = std::make_unique<IdentityManager>(control_.get_executor(), std::move(*ca), config_.secret_ttl,
-                                                  [this](std::shared_ptr<const CertBundle> b) { publish(std::move(b)); });
+  // Readiness waits for the local workload's first certificate (immediate with the built-in CA; with
+  // istiod's CA it arrives asynchronously and start() does not block on it).
+  local_identity_ = identity;
+  identity_task_ = readiness_.register_task("workload certificate");
+  IdentityOptions identity_options;
+  auto& control_shard = registry_.add_shard("control");
+  identity_options.fetches = control_shard.counter(
+      registry_.counter("ztunnel_certificate_fetches", "Workload certificate fetches started (issue or renewal)"));
+  identity_options.fetch_failures = control_shard.counter(
+      registry_.counter("ztunnel_certificate_fetch_failures", "Workload certificate fetches that failed"));
+  identities_ = std::make_unique<IdentityManager>(control_.get_executor(), std::move(*source), config_.secret_ttl,
+                                                  [this](std::shared_ptr<const CertBundle> b) { publish(std::move(b)); },
+                                                  std::move(identity_options));
   AMBIENT_TRY(identities_->set_identities({identity}));
   if (ads_) ads_->start();  // readiness: released once every type has been answered (start_xds)
   else readiness_.mark_ready(state_task);

@@ -9,6 +9,8 @@
 // closed and the process exits 0.
 #include <atomic>
 #include <memory>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -59,6 +61,7 @@ class App {
     std::thread thread;
   };
   Result<void> start_xds(admin::Readiness::Token state_task);
+  Result<identity::CertificateSourcePtr> make_certificate_source();
   std::string xds_dump() const;
   void publish(std::shared_ptr<const state::Snapshot> snapshot);
   void publish(std::shared_ptr<const CertBundle> certs);
@@ -74,6 +77,8 @@ class App {
   state::SnapshotBuilder builder_;
   std::shared_ptr<const state::Snapshot> snapshot_ = state::Snapshot::empty();
   std::unique_ptr<IdentityManager> identities_;
+  std::string local_identity_;                            // its first certificate releases identity_task_
+  std::optional<admin::Readiness::Token> identity_task_;
   std::unique_ptr<xds::AdsClient> ads_;  // XDS_ADDRESS set: the state source
   std::vector<std::unique_ptr<Worker>> workers_;
   admin::Readiness readiness_;

@@ -62,6 +62,9 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
       .add({"readiness", "READINESS_ADDRESS", "[::]:15021", "readiness server (/healthz/ready)"})
       .add({"trust-domain", "TRUST_DOMAIN", "cluster.local", "trust domain of issued certificates"})
       .add({"secret-ttl", "SECRET_TTL", "24h", "requested certificate lifetime"})
+      .add({"ca-address", "CA_ADDRESS", "", "istiod CA address https://host:port; empty = the built-in CA"})
+      .add({"ca-root-ca", "CA_ROOT_CA", "/var/run/secrets/istio/root-cert.pem", "roots the CA's certificate must chain to (file or PEM)"})
+      .add({"alt-ca-hostname", "ALT_CA_HOSTNAME", "", "name to verify in the CA's certificate instead of the address's host"})
       .add({"cacerts", "CA_CERTS_DIR", "", "built-in CA from istiod-style cacerts files (ca-cert.pem, ca-key.pem); empty = self-signed"})
       .add({"pool-max-streams", "POOL_MAX_STREAMS_PER_CONNECTION", "100", "HBONE streams per pooled connection"})
       .add({"pool-unused-release-timeout", "POOL_UNUSED_RELEASE_TIMEOUT", "5m", "idle pooled connections are closed after this"})
@@ -94,14 +97,18 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
                   "LOCAL_XDS_PATH ({}) and XDS_ADDRESS ({}) are exclusive: state comes from one source; unset one "
                   "(XDS_ADDRESS=\"\" disables xDS)",
                   c.local_config_path, c.xds_address);
+  // XDS_HEADER_<NAME>=value and CA_HEADER_<NAME>=value: extra gRPC metadata, names lower-cased.
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     const std::string_view kv(*e);
-    constexpr std::string_view kPrefix = "XDS_HEADER_";
     const auto eq = kv.find('=');
-    if (!kv.starts_with(kPrefix) || eq == std::string_view::npos || eq == kPrefix.size()) continue;
-    std::string name(kv.substr(kPrefix.size(), eq - kPrefix.size()));
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    c.xds_headers.emplace_back(std::move(name), std::string(kv.substr(eq + 1)));
+    if (eq == std::string_view::npos) continue;
+    for (auto [prefix, out] : {std::pair{std::string_view("XDS_HEADER_"), &c.xds_headers},
+                               std::pair{std::string_view("CA_HEADER_"), &c.ca_headers}}) {
+      if (!kv.starts_with(prefix) || eq <= prefix.size()) continue;
+      std::string name(kv.substr(prefix.size(), eq - prefix.size()));
+      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      out->emplace_back(std::move(name), std::string(kv.substr(eq + 1)));
+    }
   }
   const std::string mode = o.get("proxy-mode");
   if (mode == "dedicated") c.mode = ProxyMode::Dedicated;
@@ -163,6 +170,13 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
   c.secret_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
   if (c.secret_ttl.count() < 60) return errorf(ErrorKind::InvalidArgument, "SECRET_TTL {}s is shorter than a minute", c.secret_ttl.count());
   c.cacerts_dir = o.get("cacerts");
+  c.ca_address = o.get("ca-address");
+  c.ca_root_ca = o.get("ca-root-ca");
+  c.alt_ca_hostname = o.get("alt-ca-hostname");
+  if (!c.ca_address.empty() && !c.cacerts_dir.empty())
+    return errorf(ErrorKind::InvalidArgument,
+                  "CA_ADDRESS ({}) and CA_CERTS_DIR ({}) are exclusive: certificates come from istiod's CA or the built-in one",
+                  c.ca_address, c.cacerts_dir);
 
   auto streams = o.integer("pool-max-streams", 1, 1'000'000);
   if (!streams) return std::move(streams).error();

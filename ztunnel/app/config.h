@@ -64,6 +64,11 @@ struct Config {
   std::string trust_domain = "cluster.local";     // TRUST_DOMAIN
   std::chrono::seconds secret_ttl{24 * 3600};     // SECRET_TTL
   std::string cacerts_dir;                        // CA_CERTS_DIR / --cacerts: ca-cert.pem + ca-key.pem (+ chain, root)
+  // Identity: istiod's CA instead of the built-in one (CA_ADDRESS set). AUTH_TOKEN and CLUSTER_ID as for xDS.
+  std::string ca_address;         // CA_ADDRESS / --ca-address: https://host:port; empty = the built-in CA
+  std::string ca_root_ca;         // CA_ROOT_CA: PEM file, or the PEM itself
+  std::string alt_ca_hostname;    // ALT_CA_HOSTNAME: name verified in the CA's certificate instead of the host
+  std::vector<std::pair<std::string, std::string>> ca_headers;  // CA_HEADER_<NAME>=value -> <name>: value
 
   // HBONE pool and HTTP/2.
   std::uint32_t pool_max_streams_per_connection = 100;                 // POOL_MAX_STREAMS_PER_CONNECTION

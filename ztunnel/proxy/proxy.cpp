@@ -232,7 +232,9 @@ asio::awaitable<Result<std::shared_ptr<h2::Session>>> Proxy::dial(const hbone::P
   auto certs = certs_;  // keeps the SSL_CTX alive for the handshake
   const WorkloadCert* cert = certs->find(key.source_identity);
   if (cert == nullptr)
-    co_return errorf(ErrorKind::Certificate, "no certificate for {} (identity not issued yet)", key.source_identity);
+    co_return errorf(ErrorKind::Certificate,
+                     "no certificate for {} (not issued yet, or expired while its renewal failed: see the identity warnings)",
+                     key.source_identity);
   hbone::DialOptions opts;
   opts.connect_timeout = config_.connect_timeout;
   opts.h2 = config_.h2;

@@ -59,3 +59,27 @@ TEST_CASE("config: xDS settings from flags and XDS_HEADER_* variables") {
   for (const auto& [k, v] : c->xds_headers) found |= k == "x_tenant" && v == "blue";
   CHECK(found);
 }
+
+TEST_CASE("config: CA settings from flags and CA_HEADER_* variables") {
+  ::setenv("CA_HEADER_X_TENANT", "green", 1);
+  auto c = load({"--workload-info=ns/a/sa", "--local-config=/tmp/x.yaml", "--ca-address=https://istiod.istio-system.svc:15012",
+                 "--ca-root-ca=/tmp/ca-root.pem", "--alt-ca-hostname=istiod-ca.istio-system.svc"});
+  ::unsetenv("CA_HEADER_X_TENANT");
+  REQUIRE(c.has_value());
+  CHECK(c->ca_address == "https://istiod.istio-system.svc:15012");
+  CHECK(c->ca_root_ca == "/tmp/ca-root.pem");
+  CHECK(c->alt_ca_hostname == "istiod-ca.istio-system.svc");
+  bool found = false;
+  for (const auto& [k, v] : c->ca_headers) found |= k == "x_tenant" && v == "green";
+  CHECK(found);
+  for (const auto& [k, v] : c->xds_headers) CHECK(k != "x_tenant");
+
+  auto defaults = load({"--workload-info=ns/a/sa", "--local-config=/tmp/x.yaml"});
+  REQUIRE(defaults.has_value());
+  CHECK(defaults->ca_address.empty());  // the built-in CA
+  CHECK(defaults->ca_root_ca == "/var/run/secrets/istio/root-cert.pem");
+
+  auto both = load({"--workload-info=ns/a/sa", "--local-config=/tmp/x.yaml", "--ca-address=https://istiod:15012", "--cacerts=/tmp/cacerts"});
+  REQUIRE_FALSE(both.has_value());
+  CHECK(both.error().context.find("CA_ADDRESS") != std::string::npos);
+}
