@@ -140,6 +140,8 @@ asio::awaitable<Result<void>> AdsClient::stream_once(bool& delivered) {
     Versions scratch;  // a type we did not subscribe to is NACKed and recorded nowhere
     auto it = versions_.find(resp.type_url());
     DeltaOutcome out = apply_delta(resp, builder_, it != versions_.end() ? it->second : scratch);
+    stats_.applied += out.applied;
+    stats_.removed += out.removed;
     if (out.nack()) {
       ++stats_.nacks;
       stats_.last_nack = out.reply.error_detail().message();

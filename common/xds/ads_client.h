@@ -67,6 +67,8 @@ struct AdsStats {
   std::uint64_t responses = 0;
   std::uint64_t acks = 0;
   std::uint64_t nacks = 0;
+  std::uint64_t applied = 0;     // resources upserted over all responses
+  std::uint64_t removed = 0;     // resources removed over all responses
   bool connected = false;
   std::string last_error;        // why the last stream ended
   std::string last_nack;         // error_detail of the last NACK

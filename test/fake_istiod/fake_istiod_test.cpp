@@ -14,7 +14,7 @@
 #include "proto/authorization.pb.h"
 #include "proto/ca.pb.h"
 #include "proto/workload.pb.h"
-#include "test/fake_istiod/fake_istiod_fixture.h"
+#include "test/support/fake_istiod.h"
 
 using namespace ambient;
 using namespace ambient::test::istiod;
