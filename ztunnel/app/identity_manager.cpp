@@ -255,7 +255,11 @@ void IdentityManager::on_fetched(const EntryPtr& e, Result<tls::CertifiedKey> r)
     e->backoff = std::chrono::milliseconds(0);
     spdlog::info("identity: issued certificate for {} valid until {}", e->name, utc(e->cert->not_after));
     e->retry_priority = FetchPriority::Background;
-    arm(e, half_life(*e->cert));
+    const auto renew = half_life(*e->cert);
+    if (renew < now + options_.min_refresh)
+      spdlog::warn("identity: certificate for {} arrived past its half-life (valid {} to {}); renewing in {} ms", e->name,
+                   utc(e->cert->not_before), utc(e->cert->not_after), options_.min_refresh.count());
+    arm(e, std::max<SystemClock::time_point>(renew, now + options_.min_refresh));
     return;
   }
   ++stats_.failures;

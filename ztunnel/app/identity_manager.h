@@ -74,6 +74,9 @@ struct IdentityOptions {
   std::size_t max_in_flight = 8;                        // concurrent fetches (ztunnel: 8 CSRs)
   std::chrono::milliseconds backoff_initial{500};       // first retry after a failure
   std::chrono::milliseconds backoff_max{150'000};       // doubling stops here
+  // A fresh certificate is not renewed sooner than this, even when it arrives past its half-life (a CA
+  // issuing short or backdated certificates must not see a fetch loop).
+  std::chrono::milliseconds min_refresh{1'000};
   telemetry::Counter fetches;                           // handles on the control thread's shard
   telemetry::Counter fetch_failures;
 };
