@@ -135,6 +135,7 @@ asio::awaitable<Result<void>> AdsClient::stream_once(bool& delivered) {
     if (!m) co_return std::move(m).error();
     if (!*m) co_return ok();
     const DeltaDiscoveryResponse& resp = **m;
+    const auto apply_start = std::chrono::steady_clock::now();
     delivered = true;
     ++stats_.responses;
     Versions scratch;  // a type we did not subscribe to is NACKed and recorded nowhere
@@ -153,6 +154,9 @@ asio::awaitable<Result<void>> AdsClient::stream_once(bool& delivered) {
                   out.removed, out.rejected.size());
     // Applied (and published) before the ACK leaves: an ACKed version is one the workers have.
     if (out.changed() && on_change_) on_change_();
+    stats_.apply_us_last = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - apply_start).count());
+    stats_.apply_us_max = std::max(stats_.apply_us_max, stats_.apply_us_last);
     auto w = co_await grpc::send_message(*call, out.reply);
     if (!*alive) co_return make_error(ErrorKind::Cancelled, "xds client stopped");
     if (!w) co_return std::move(w).error();

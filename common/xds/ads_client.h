@@ -69,6 +69,8 @@ struct AdsStats {
   std::uint64_t nacks = 0;
   std::uint64_t applied = 0;     // resources upserted over all responses
   std::uint64_t removed = 0;     // resources removed over all responses
+  std::uint64_t apply_us_last = 0;  // the last response: parse check, apply, on_change (snapshot build + publish)
+  std::uint64_t apply_us_max = 0;
   bool connected = false;
   std::string last_error;        // why the last stream ended
   std::string last_nack;         // error_detail of the last NACK

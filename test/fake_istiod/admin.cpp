@@ -157,6 +157,10 @@ void AdminServer::handle(int fd) {
   const std::string_view path = target.substr(0, q);
   const std::string_view query = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
 
+  if (path == "/answer-latencies") {
+    if (method != "GET") return respond(fd, 405, "Method Not Allowed", error_body("use GET /answer-latencies"));
+    return respond(fd, 200, "OK", handlers_.answer_latencies());
+  }
   if (path == "/status") {
     if (method != "GET") return respond(fd, 405, "Method Not Allowed", error_body("use GET /status"));
     return respond(fd, 200, "OK", handlers_.status());

@@ -20,6 +20,7 @@ namespace fake_istiod {
 
 struct AdminHandlers {
   std::function<std::string()> status;  // the /status body
+  std::function<std::string()> answer_latencies;  // the /answer-latencies body (JSON array, microseconds)
   // Applies one fault; the error's context is the 400 message.
   std::function<ambient::Result<void>(std::string_view name, std::string_view value)> fault;
 };

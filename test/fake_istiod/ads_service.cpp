@@ -247,6 +247,11 @@ void AdsService::handle(RequestEvent& e) {
     return;
   }
   if (!req.response_nonce().empty()) {
+    if (auto it = sent_at_.find(req.response_nonce()); it != sent_at_.end()) {
+      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - it->second);
+      stats_.record_answer_latency(static_cast<std::uint64_t>(us.count()));
+      sent_at_.erase(it);
+    }
     if (req.has_error_detail() && (req.error_detail().code() != 0 || !req.error_detail().message().empty())) {
       ++stats_.nacks;
       stats_.set_last_nack(req.error_detail().message());
@@ -313,7 +318,9 @@ void AdsService::send(StreamCore& core, std::string_view type_url, const Resourc
   const auto n_res = resp.resources_size();
   const auto n_removed = resp.removed_resources_size();
   const auto nonce = resp.nonce();
+  const auto queued = std::chrono::steady_clock::now();
   if (core.enqueue(std::move(resp))) {
+    if (sent_at_.size() < 10'000) sent_at_.emplace(nonce, queued);  // bounded: clients that never answer
     ++stats_.pushes_sent;
     spdlog::info("push stream={} type={} nonce={} resources={} removed={}", core.id, type_url, nonce, n_res,
                  n_removed);

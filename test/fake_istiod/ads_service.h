@@ -23,7 +23,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <chrono>
 #include <string>
+#include <unordered_map>
 #include <thread>
 #include <variant>
 
@@ -79,6 +81,8 @@ class AdsService final : public envoy::service::discovery::v3::AggregatedDiscove
   const std::optional<std::string> token_;
   Faults& faults_;
   Stats& stats_;
+  // nonce -> when its response was queued, until the client answers it (dispatcher thread only).
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> sent_at_;
 
   std::mutex mu_;
   std::condition_variable cv_;

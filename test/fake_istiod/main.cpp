@@ -215,6 +215,11 @@ int main(int argc, char** argv) {
     auto hp = split_host_port("--admin", opt.admin);
     AdminHandlers h;
     h.status = [&] { return status_json(stats, faults); };
+    h.answer_latencies = [&] {
+      std::string body = "[";
+      for (auto us : stats.answer_latencies()) body += (body.size() > 1 ? "," : "") + std::to_string(us);
+      return body + "]\n";
+    };
     h.fault = [&](std::string_view name, std::string_view value) -> ambient::Result<void> {
       auto which = set_fault(faults, name, value);
       if (!which) return std::move(which).error();

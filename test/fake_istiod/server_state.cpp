@@ -75,6 +75,17 @@ std::string Stats::last_config_error() const {
   return last_config_error_;
 }
 
+void Stats::record_answer_latency(std::uint64_t micros) {
+  std::lock_guard lock(mu_);
+  if (latencies_.size() >= kMaxLatencies) latencies_.erase(latencies_.begin(), latencies_.begin() + kMaxLatencies / 2);
+  latencies_.push_back(micros);
+}
+
+std::vector<std::uint64_t> Stats::answer_latencies() const {
+  std::lock_guard lock(mu_);
+  return latencies_;
+}
+
 std::string status_json(const Stats& s, const Faults& f) {
   return fmt::format(
       "{{\"streams_connected\": {}, \"streams_total\": {}, \"pushes_sent\": {}, \"acks\": {}, \"nacks\": {}, "

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include <grpcpp/grpcpp.h>
@@ -59,9 +60,15 @@ struct Stats {
   std::string last_nack() const;
   void set_last_config_error(std::string message);
   std::string last_config_error() const;
+  // Push-to-answer latency: from queuing a DeltaDiscoveryResponse to receiving its ACK/NACK (the client
+  // ACKs once it applied the push). Bounded: the last kMaxLatencies samples.
+  static constexpr std::size_t kMaxLatencies = 100'000;
+  void record_answer_latency(std::uint64_t micros);
+  std::vector<std::uint64_t> answer_latencies() const;  // microseconds, oldest first
 
  private:
   mutable std::mutex mu_;
+  std::vector<std::uint64_t> latencies_;
   std::string last_nack_;
   std::string last_config_error_;
 };

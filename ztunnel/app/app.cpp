@@ -292,9 +292,9 @@ std::string App::xds_dump() const {
   if (!ads_) return "null";
   const auto& st = ads_->stats();
   return fmt::format("{{\"address\": {}, \"connected\": {}, \"streams\": {}, \"responses\": {}, \"acks\": {}, "
-                     "\"nacks\": {}, \"applied\": {}, \"removed\": {}, \"lastNack\": {}, \"lastError\": {}}}",
+                     "\"nacks\": {}, \"applied\": {}, \"removed\": {}, \"applyMicrosLast\": {}, \"applyMicrosMax\": {}, \"lastNack\": {}, \"lastError\": {}}}",
                      json::quote(config_.xds_address), st.connected ? "true" : "false", st.connects, st.responses, st.acks,
-                     st.nacks, st.applied, st.removed, json::quote(st.last_nack), json::quote(st.last_error));
+                     st.nacks, st.applied, st.removed, st.apply_us_last, st.apply_us_max, json::quote(st.last_nack), json::quote(st.last_error));
 }
 
 std::string App::config_dump() const {

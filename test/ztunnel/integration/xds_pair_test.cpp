@@ -160,6 +160,10 @@ TEST_SUITE("ztunnel/integration/xds") {
     CHECK(dump.find("\"connected\": true") != std::string::npos);
     CHECK(xds_value(dump, "acks") >= 2);  // one per type at least
     CHECK(xds_value(dump, "nacks") == 0);
+    // fake-istiod timed each push to its ACK (what bench/xds.sh reports): one answer per push at least.
+    const std::string answers = mesh.istiod.admin("GET", "/answer-latencies").body;
+    CHECK(answers.starts_with("["));
+    CHECK(std::count(answers.begin(), answers.end(), ',') >= 3);  // 2 types x 2 ztunnels
   }
 
   TEST_CASE("policy push: new connections are denied and a live one is closed (late enforcement, DENY flag)") {
