@@ -222,6 +222,8 @@ room_temperature -4
     std::vector<std::thread> workers;
     for (int t = 0; t < kThreads; ++t) {
       workers.emplace_back([&, t] {
+        // Start once the scraper has scraped (a loaded machine may otherwise finish the loop before it runs).
+        while (scrapes.load() == 0) std::this_thread::yield();
         MetricsShard& shard = *shards[static_cast<std::size_t>(t)];
         // Hot path: handles interned once, then plain single-writer updates.
         const Counter rx = shard.counter(bytes, {{"dir", "rx"}});
