@@ -106,7 +106,11 @@ Result<void> App::start_xds(admin::Readiness::Token state_task) {
   md["CLUSTER_ID"].set_string_value(config_.cluster_id);
   auto pending = std::make_shared<std::size_t>(opts->type_urls.size());
   ads_ = std::make_unique<xds::AdsClient>(
-      control_.get_executor(), std::move(*opts), builder_, [this] { publish(builder_.build()); },
+      control_.get_executor(), std::move(*opts), builder_,
+      [this] {
+        publish(builder_.build());
+        prefetch_node_identities();
+      },
       [this, pending, state_task](std::string_view type_url) {
         spdlog::info("xds: first {} response applied", type_url);
         if (*pending > 0 && --*pending == 0) {
@@ -286,6 +290,20 @@ Result<void> App::start() {
                admin_ep_.address().to_string(), admin_ep_.port(), metrics_ep_.address().to_string(), metrics_ep_.port(),
                readiness_ep_.address().to_string(), readiness_ep_.port());
   return ok();
+}
+
+void App::prefetch_node_identities() {
+  // Certificates for every HBONE workload on this node (NODE_NAME), as ztunnel prefetches them; an identity
+  // whose last workload left the node is forgotten. The local workload's identity is always kept.
+  if (config_.node_name.empty() || !identities_) return;
+  std::set<std::string> wanted{local_identity_};
+  for (const auto& [uid, w] : snapshot_->workloads())
+    if (w->node() == config_.node_name && (w->tunnel_protocol() == istio::workload::HBONE || w->native_tunnel()))
+      wanted.insert(state::workload_identity(*w));
+  if (wanted == prefetched_) return;
+  prefetched_ = wanted;
+  if (auto r = identities_->set_identities(wanted); !r)
+    spdlog::warn("identity: prefetch for node {}: {}", config_.node_name, r.error());
 }
 
 std::string App::xds_dump() const {

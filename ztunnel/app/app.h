@@ -9,6 +9,7 @@
 // closed and the process exits 0.
 #include <atomic>
 #include <memory>
+#include <set>
 #include <optional>
 #include <string>
 #include <thread>
@@ -63,6 +64,7 @@ class App {
   Result<void> start_xds(admin::Readiness::Token state_task);
   Result<identity::CertificateSourcePtr> make_certificate_source();
   std::string xds_dump() const;
+  void prefetch_node_identities();
   void publish(std::shared_ptr<const state::Snapshot> snapshot);
   void publish(std::shared_ptr<const CertBundle> certs);
   std::string config_dump() const;
@@ -80,6 +82,7 @@ class App {
   std::string local_identity_;                            // its first certificate releases identity_task_
   std::optional<admin::Readiness::Token> identity_task_;
   std::unique_ptr<xds::AdsClient> ads_;  // XDS_ADDRESS set: the state source
+  std::set<std::string> prefetched_;     // identities last asked of the IdentityManager (NODE_NAME prefetch)
   std::vector<std::unique_ptr<Worker>> workers_;
   admin::Readiness readiness_;
   std::unique_ptr<admin::HttpServer> admin_, metrics_, ready_server_;

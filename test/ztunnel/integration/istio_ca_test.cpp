@@ -200,4 +200,35 @@ TEST_SUITE("ztunnel/integration/istio-ca") {
     REQUIRE(mesh.istiod.admin("POST", "/fault?refuse-csr=0").status == 200);
     CHECK(wait_for([&] { return !serial(*mesh.client->app).empty(); }, 20s));
   }
+
+  TEST_CASE("wrong token for the CA: no certificate, not ready, and the log names the cause") {
+    istiod::IstiodEnv istiod;
+    REQUIRE_MESSAGE(istiod.start({"--token", "s3cret"}), istiod.error());
+    const std::string dir = make_temp_dir();
+    std::ofstream(dir + "/mesh.yaml") << mesh_yaml(9);
+    std::ofstream(dir + "/token") << "wrong\n";
+    // Capture the process log (the identity manager's warnings) while this ztunnel runs.
+    auto out = std::make_shared<std::ostringstream>();
+    auto previous = spdlog::default_logger();
+    auto capture = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out));
+    capture->set_level(spdlog::level::warn);
+    spdlog::set_default_logger(capture);
+    {
+      auto c = pair_config(dir + "/mesh.yaml", "", "127.0.0.2", "demo/client/client", 1);
+      c.cacerts_dir.clear();
+      c.ca_address = fmt::format("https://127.0.0.1:{}", istiod.port());
+      c.ca_root_ca = istiod.file("ca.pem");
+      c.auth_token_path = dir + "/token";
+      RunningZtunnel zt(std::move(c));
+      CHECK(wait_for([&] { capture->flush(); return out->str().find("UNAUTHENTICATED: authorization token wrong") != std::string::npos; }, 5s));
+      const std::string ready = http_get(zt.app->readiness_endpoint(), "/healthz/ready");
+      CHECK_FALSE(ready.starts_with("HTTP/1.1 200"));
+      CHECK(ready.find("workload certificate") != std::string::npos);
+      CHECK(serial(*zt.app).empty());
+    }
+    spdlog::set_default_logger(previous);
+    INFO(out->str());
+    CHECK(out->str().find("spiffe://cluster.local/ns/demo/sa/client") != std::string::npos);
+    std::filesystem::remove_all(dir);
+  }
 }

@@ -261,6 +261,47 @@ services:
     CHECK(workloads == 2);  // no duplicates
   }
 
+  TEST_CASE("NODE_NAME: certificates are prefetched for the node's HBONE workloads and forgotten when they leave") {
+    XdsMesh mesh;
+    mesh.istiod.write_config("node.yaml", R"(
+workloads:
+- uid: Kubernetes//Pod/demo/db-0
+  name: db-0
+  namespace: demo
+  serviceAccount: db
+  node: node-a
+  workloadIps: ["127.0.0.20"]
+  protocol: HBONE
+- uid: Kubernetes//Pod/demo/legacy-0
+  name: legacy-0
+  namespace: demo
+  serviceAccount: legacy
+  node: node-a
+  workloadIps: ["127.0.0.21"]
+  protocol: TCP
+- uid: Kubernetes//Pod/demo/web-0
+  name: web-0
+  namespace: demo
+  serviceAccount: web
+  node: node-b
+  workloadIps: ["127.0.0.22"]
+  protocol: HBONE
+)");
+    auto config = xds_config(mesh.istiod, mesh.dir + "/cacerts", "127.0.0.2", "demo/client/client", mesh.dir + "/token");
+    config.node_name = "node-a";
+    RunningZtunnel zt(std::move(config));
+    const auto has_cert = [&](const char* sa) {
+      return config_dump(*zt.app).find(fmt::format("\"identity\": \"spiffe://cluster.local/ns/demo/sa/{}\"", sa)) != std::string::npos;
+    };
+    CHECK(wait_for([&] { return has_cert("db"); }));
+    CHECK(has_cert("client"));       // the local workload's, always
+    CHECK_FALSE(has_cert("legacy"));  // not HBONE
+    CHECK_FALSE(has_cert("web"));     // another node
+    mesh.istiod.write_config("node.yaml", "workloads: []\n");  // db-0 leaves the node
+    CHECK(wait_for([&] { return !has_cert("db"); }));
+    CHECK(has_cert("client"));
+  }
+
   TEST_CASE("wrong token: not ready, and the reason is named") {
     XdsMesh mesh;
     std::ofstream(mesh.dir + "/bad-token") << "wrong\n";
