@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "test/fake_istiod/ads_service.h"
 
 #include <chrono>
@@ -242,6 +244,14 @@ ResourceMap AdsService::served(std::string_view type_url) const {
 void AdsService::handle(RequestEvent& e) {
   const auto& req = e.request;
   const std::string& type = req.type_url();
+  if (req.has_node()) {
+    std::vector<std::string> fields;
+    for (const auto& [k, v] : req.node().metadata().fields()) fields.push_back(k + "=" + v.string_value());
+    std::sort(fields.begin(), fields.end());
+    std::string md;
+    for (const auto& f : fields) md += (md.empty() ? "" : ",") + f;
+    stats_.set_last_node(req.node().id() + " " + md);
+  }
   if (type != kAddressType && type != kAuthorizationType) {
     spdlog::warn("ADS stream {}: type {} not served; request ignored", e.core->id, type);
     return;

@@ -60,6 +60,16 @@ void Stats::set_last_nack(std::string message) {
   last_nack_ = std::move(message);
 }
 
+void Stats::set_last_node(std::string node) {
+  std::lock_guard lock(mu_);
+  last_node_ = std::move(node);
+}
+
+std::string Stats::last_node() const {
+  std::lock_guard lock(mu_);
+  return last_node_;
+}
+
 std::string Stats::last_nack() const {
   std::lock_guard lock(mu_);
   return last_nack_;
@@ -89,11 +99,11 @@ std::vector<std::uint64_t> Stats::answer_latencies() const {
 std::string status_json(const Stats& s, const Faults& f) {
   return fmt::format(
       "{{\"streams_connected\": {}, \"streams_total\": {}, \"pushes_sent\": {}, \"acks\": {}, \"nacks\": {}, "
-      "\"last_nack\": {}, \"csrs_signed\": {}, \"csrs_refused\": {}, \"unauthenticated\": {}, "
+      "\"last_nack\": {}, \"last_node\": {}, \"csrs_signed\": {}, \"csrs_refused\": {}, \"unauthenticated\": {}, "
       "\"config_generation\": {}, \"config_errors\": {}, \"last_config_error\": {}, "
       "\"faults\": {{\"push-delay-ms\": {}, \"invalid-resource\": {}, \"refuse-csr\": {}, \"cert-ttl-s\": {}}}}}\n",
       s.streams_connected.load(), s.streams_total.load(), s.pushes_sent.load(), s.acks.load(), s.nacks.load(),
-      ambient::json::quote(s.last_nack()), s.csrs_signed.load(), s.csrs_refused.load(), s.unauthenticated.load(),
+      ambient::json::quote(s.last_nack()), ambient::json::quote(s.last_node()), s.csrs_signed.load(), s.csrs_refused.load(), s.unauthenticated.load(),
       s.config_generation.load(), s.config_errors.load(), ambient::json::quote(s.last_config_error()),
       f.push_delay_ms.load(), f.invalid_resource.load(), f.refuse_csr.load(), f.cert_ttl_s.load());
 }

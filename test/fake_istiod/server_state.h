@@ -58,6 +58,9 @@ struct Stats {
 
   void set_last_nack(std::string message);
   std::string last_nack() const;
+  // The node of the last stream's first request: "id" and its string metadata as "K=V,K=V" (sorted).
+  void set_last_node(std::string node);
+  std::string last_node() const;
   void set_last_config_error(std::string message);
   std::string last_config_error() const;
   // Push-to-answer latency: from queuing a DeltaDiscoveryResponse to receiving its ACK/NACK (the client
@@ -70,6 +73,7 @@ struct Stats {
   mutable std::mutex mu_;
   std::vector<std::uint64_t> latencies_;
   std::string last_nack_;
+  std::string last_node_;
   std::string last_config_error_;
 };
 

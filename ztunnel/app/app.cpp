@@ -104,6 +104,7 @@ Result<void> App::start_xds(admin::Readiness::Token state_task) {
   md["INSTANCE_IPS"].set_string_value(config_.instance_ip);
   md["NODE_NAME"].set_string_value(config_.node_name);
   md["CLUSTER_ID"].set_string_value(config_.cluster_id);
+  for (const auto& [key, value] : config_.proxy_metadata) md[key].set_string_value(value);
   auto pending = std::make_shared<std::size_t>(opts->type_urls.size());
   ads_ = std::make_unique<xds::AdsClient>(
       control_.get_executor(), std::move(*opts), builder_,

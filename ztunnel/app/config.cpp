@@ -97,11 +97,15 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
                   "LOCAL_XDS_PATH ({}) and XDS_ADDRESS ({}) are exclusive: state comes from one source; unset one "
                   "(XDS_ADDRESS=\"\" disables xDS)",
                   c.local_config_path, c.xds_address);
-  // XDS_HEADER_<NAME>=value and CA_HEADER_<NAME>=value: extra gRPC metadata, names lower-cased.
+  // XDS_HEADER_<NAME>=value and CA_HEADER_<NAME>=value: extra gRPC metadata, names lower-cased;
+  // ISTIO_META_<KEY>=value: xDS node metadata.
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     const std::string_view kv(*e);
     const auto eq = kv.find('=');
     if (eq == std::string_view::npos) continue;
+    // ISTIO_META_<KEY>=value: node metadata KEY (prefix stripped), as Istio's proxy metadata.
+    if (constexpr std::string_view kMeta = "ISTIO_META_"; kv.starts_with(kMeta) && eq > kMeta.size())
+      c.proxy_metadata.emplace_back(std::string(kv.substr(kMeta.size(), eq - kMeta.size())), std::string(kv.substr(eq + 1)));
     for (auto [prefix, out] : {std::pair{std::string_view("XDS_HEADER_"), &c.xds_headers},
                                std::pair{std::string_view("CA_HEADER_"), &c.ca_headers}}) {
       if (!kv.starts_with(prefix) || eq <= prefix.size()) continue;

@@ -37,6 +37,7 @@ struct Config {
   std::string instance_ip;        // INSTANCE_IP (node id)
   std::string pod_name;           // POD_NAME (node id)
   std::string pod_namespace;      // POD_NAMESPACE (node id)
+  std::vector<std::pair<std::string, std::string>> proxy_metadata;  // ISTIO_META_<KEY>=value -> node metadata KEY
   // Mode and local workload.
   ProxyMode mode = ProxyMode::Dedicated;
   WorkloadInfo workload;          // PROXY_WORKLOAD_INFO=ns/name/sa (dedicated)

@@ -43,10 +43,12 @@ TEST_CASE("config: state source rules") {
 
 TEST_CASE("config: xDS settings from flags and XDS_HEADER_* variables") {
   ::setenv("XDS_HEADER_X_TENANT", "blue", 1);
+  ::setenv("ISTIO_META_ISTIO_VERSION", "1.99.0", 1);
   auto c = load({"--workload-info=ns/a/sa", "--xds-address=https://127.0.0.1:15012", "--auth-token=/tmp/token",
                  "--xds-root-ca=/tmp/root.pem", "--alt-xds-hostname=istiod.istio-system.svc", "--instance-ip=10.0.0.9",
                  "--pod-name=ztunnel-abc", "--pod-namespace=istio-system"});
   ::unsetenv("XDS_HEADER_X_TENANT");
+  ::unsetenv("ISTIO_META_ISTIO_VERSION");
   REQUIRE(c.has_value());
   CHECK(c->xds_address == "https://127.0.0.1:15012");
   CHECK(c->auth_token_path == "/tmp/token");
@@ -58,6 +60,9 @@ TEST_CASE("config: xDS settings from flags and XDS_HEADER_* variables") {
   bool found = false;
   for (const auto& [k, v] : c->xds_headers) found |= k == "x_tenant" && v == "blue";
   CHECK(found);
+  bool meta = false;
+  for (const auto& [k, v] : c->proxy_metadata) meta |= k == "ISTIO_VERSION" && v == "1.99.0";
+  CHECK(meta);
 }
 
 TEST_CASE("config: CA settings from flags and CA_HEADER_* variables") {

@@ -64,6 +64,10 @@ ztunnel::Config xds_config(const istiod::IstiodEnv& env, const std::string& cace
   c.xds_address = fmt::format("https://127.0.0.1:{}", env.port());
   c.xds_root_ca = roots.empty() ? env.file("ca.pem") : roots;
   c.auth_token_path = token_file;
+  c.instance_ip = "10.1.2.3";
+  c.pod_name = "ztunnel-x";
+  c.pod_namespace = "istio-system";
+  c.proxy_metadata = {{"ISTIO_VERSION", "1.99.0"}};
   return c;
 }
 
@@ -160,6 +164,14 @@ TEST_SUITE("ztunnel/integration/xds") {
     CHECK(dump.find("\"connected\": true") != std::string::npos);
     CHECK(xds_value(dump, "acks") >= 2);  // one per type at least
     CHECK(xds_value(dump, "nacks") == 0);
+    // The node as reference 4.4: "ztunnel~<ip>~<pod>.<ns>~<ns>.svc.cluster.local" and string metadata.
+    const std::string status = mesh.istiod.admin("GET", "/status").body;
+    INFO(status);
+    CHECK(status.find("\"last_node\": \"ztunnel~10.1.2.3~ztunnel-x.istio-system~istio-system.svc.cluster.local ") !=
+          std::string::npos);
+    CHECK(status.find("CLUSTER_ID=Kubernetes") != std::string::npos);
+    CHECK(status.find("INSTANCE_IPS=10.1.2.3") != std::string::npos);
+    CHECK(status.find("ISTIO_VERSION=1.99.0") != std::string::npos);  // from ISTIO_META_ISTIO_VERSION
     // fake-istiod timed each push to its ACK (what bench/xds.sh reports): one answer per push at least.
     const std::string answers = mesh.istiod.admin("GET", "/answer-latencies").body;
     CHECK(answers.starts_with("["));
