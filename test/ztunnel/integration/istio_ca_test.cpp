@@ -21,34 +21,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string mesh_yaml(std::uint16_t echo_port) {
-  return fmt::format(R"(
-workloads:
-- uid: Kubernetes//Pod/demo/client
-  name: client
-  namespace: demo
-  serviceAccount: client
-  workloadIps: ["127.0.0.2"]
-  protocol: HBONE
-- uid: Kubernetes//Pod/demo/server
-  name: server
-  namespace: demo
-  serviceAccount: server
-  workloadIps: ["127.0.0.3"]
-  protocol: HBONE
-  services: {{"demo/echo.demo.svc.cluster.local": {{80: {0}}}}}
-)", echo_port);
-}
-
-bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
 std::string dump(const ztunnel::App& app) { return http_get(app.admin_endpoint(), "/config_dump"); }
 
 // The serialNumber of the first certificate in a config dump ("" when there is none).
@@ -71,7 +43,7 @@ struct CaMesh {
     (void)ambient::log::set_level("warn");
     telemetry::access_logger()->set_level(spdlog::level::debug);
     std::ofstream(dir + "/token") << "s3cret\n";
-    istiod.write_config("mesh.yaml", mesh_yaml(echo.port()));
+    istiod.write_config("mesh.yaml", two_workloads_yaml(echo.port()));
     flags.insert(flags.begin(), {"--token", "s3cret"});
     REQUIRE_MESSAGE(istiod.start(flags), istiod.error());
     server = std::make_unique<RunningZtunnel>(config("127.0.0.3", "demo/server/server"));
@@ -205,7 +177,7 @@ TEST_SUITE("ztunnel/integration/istio-ca") {
     istiod::IstiodEnv istiod;
     REQUIRE_MESSAGE(istiod.start({"--token", "s3cret"}), istiod.error());
     const std::string dir = make_temp_dir();
-    std::ofstream(dir + "/mesh.yaml") << mesh_yaml(9);
+    std::ofstream(dir + "/mesh.yaml") << two_workloads_yaml(9);
     std::ofstream(dir + "/token") << "wrong\n";
     // Capture the process log (the identity manager's warnings) while this ztunnel runs.
     auto out = std::make_shared<std::ostringstream>();

@@ -20,31 +20,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::string workloads_yaml(std::uint16_t echo_port) {
-  return fmt::format(R"(
-workloads:
-- uid: Kubernetes//Pod/demo/client
-  name: client
-  namespace: demo
-  serviceAccount: client
-  workloadIps: ["127.0.0.2"]
-  protocol: HBONE
-- uid: Kubernetes//Pod/demo/server
-  name: server
-  namespace: demo
-  serviceAccount: server
-  workloadIps: ["127.0.0.3"]
-  protocol: HBONE
-  services: {{"demo/echo.demo.svc.cluster.local": {{80: {0}}}}}
-services:
-- name: echo
-  namespace: demo
-  hostname: echo.demo.svc.cluster.local
-  vips: ["/127.10.0.10"]
-  ports: {{80: {0}}}
-)", echo_port);
-}
-
 std::string deny_port_yaml(std::uint16_t port) {
   return fmt::format(R"(
 policies:
@@ -81,15 +56,6 @@ bool wait_ready(const ztunnel::App& app, std::chrono::milliseconds timeout = 10s
   return false;
 }
 
-bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
 std::string config_dump(const ztunnel::App& app) { return http_get(app.admin_endpoint(), "/config_dump"); }
 
 // The integer after "\"key\": " in the xds part of a config dump.
@@ -112,7 +78,7 @@ struct XdsMesh {
     telemetry::access_logger()->set_level(spdlog::level::debug);
     write_cacerts(dir + "/cacerts");
     std::ofstream(dir + "/token") << "s3cret\n";
-    istiod.write_config("workloads.yaml", workloads_yaml(echo.port()));
+    istiod.write_config("workloads.yaml", two_workloads_yaml(echo.port()));
     istiod_flags.insert(istiod_flags.begin(), {"--token", "s3cret"});
     REQUIRE_MESSAGE(istiod.start(istiod_flags), istiod.error());
   }

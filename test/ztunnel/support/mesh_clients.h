@@ -2,7 +2,9 @@
 // Test clients and apps around a ztunnel pair: an echo app, a SOCKS5 client (through the client
 // ztunnel's 15080 on 127.0.0.2), a full-duplex echo round trip, and an HTTP GET (metrics, admin).
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
+#include <functional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -134,6 +136,43 @@ inline std::string http_get(const boost::asio::ip::tcp::endpoint& ep, const std:
     }
     co_return out;
   }());
+}
+
+// The client (127.0.0.2) and server (127.0.0.3) workloads and the echo service on the server, as
+// fake-istiod serves them to the xDS tests.
+inline std::string two_workloads_yaml(std::uint16_t echo_port) {
+  return fmt::format(R"(
+workloads:
+- uid: Kubernetes//Pod/demo/client
+  name: client
+  namespace: demo
+  serviceAccount: client
+  workloadIps: ["127.0.0.2"]
+  protocol: HBONE
+- uid: Kubernetes//Pod/demo/server
+  name: server
+  namespace: demo
+  serviceAccount: server
+  workloadIps: ["127.0.0.3"]
+  protocol: HBONE
+  services: {{"demo/echo.demo.svc.cluster.local": {{80: {0}}}}}
+services:
+- name: echo
+  namespace: demo
+  hostname: echo.demo.svc.cluster.local
+  vips: ["/127.10.0.10"]
+  ports: {{80: {0}}}
+)", echo_port);
+}
+
+// Polls `pred` every 20 ms until it holds or `timeout` passes (blocking: for the test thread).
+inline bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
 }
 
 }  // namespace ambient::test
