@@ -1,5 +1,9 @@
 #include "common/net/netns.h"
 
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
@@ -30,6 +34,13 @@ Result<NetnsId> netns_id(int netns_fd) {
   struct stat st{};
   if (::fstat(netns_fd, &st) != 0) return errno_error(errno, fmt::format("fstat(netns fd {})", netns_fd));
   return id_of(st);
+}
+
+Result<void> check_is_netns(int fd) {
+  const int type = ::ioctl(fd, NS_GET_NSTYPE);
+  if (type < 0) return errno_error(errno, fmt::format("fd {} is not a namespace (ioctl NS_GET_NSTYPE)", fd));
+  if (type != CLONE_NEWNET) return errorf(ErrorKind::InvalidArgument, "fd {} is a namespace of another type ({:#x}), not a network namespace", fd, type);
+  return ok();
 }
 
 Result<NetnsId> netns_id(const std::string& path) {

@@ -38,6 +38,8 @@ struct NetnsId {
 
 // Id of the netns behind an open namespace fd (fstat).
 Result<NetnsId> netns_id(int netns_fd);
+// Ok if `fd` is a network namespace handle (nsfs, type CLONE_NEWNET); what a peer passed us is checked so.
+Result<void> check_is_netns(int fd);
 // Id of the netns behind a path such as /var/run/netns/<name> or /proc/<pid>/ns/net (stat).
 Result<NetnsId> netns_id(const std::string& path);
 // Id of the calling thread's current netns (/proc/thread-self/ns/net).

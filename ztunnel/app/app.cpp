@@ -7,7 +7,9 @@
 #include <future>
 #include <sstream>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "common/admin/logging_handler.h"
 #include "common/base/json.h"
@@ -19,6 +21,7 @@
 #include "common/xds/ads_client.h"
 #include "common/telemetry/access_log.h"
 #include "common/telemetry/process_metrics.h"
+#include "common/net/netns.h"
 #include "common/tls/pki.h"
 
 namespace ambient::ztunnel {
@@ -63,12 +66,11 @@ App::~App() {
 
 void App::publish(std::shared_ptr<const state::Snapshot> snapshot) {
   snapshot_ = snapshot;
-  for (auto& w : workers_) {
-    if (w->thread.joinable())
-      asio::post(w->io, [p = w->proxy.get(), snapshot] { p->set_snapshot(snapshot); });
-    else
-      w->proxy->set_snapshot(snapshot);
-  }
+  for (auto& w : workers_)
+    on_worker(*w, [w = w.get(), snapshot] {
+      w->snapshot = snapshot;
+      w->for_each_proxy([&](Proxy& p) { p.set_snapshot(snapshot); });
+    });
 }
 
 void App::publish(std::shared_ptr<const CertBundle> certs) {
@@ -76,12 +78,11 @@ void App::publish(std::shared_ptr<const CertBundle> certs) {
     readiness_.mark_ready(*identity_task_);
     identity_task_.reset();
   }
-  for (auto& w : workers_) {
-    if (w->thread.joinable())
-      asio::post(w->io, [p = w->proxy.get(), certs] { p->set_certs(certs); });
-    else
-      w->proxy->set_certs(certs);
-  }
+  for (auto& w : workers_)
+    on_worker(*w, [w = w.get(), certs] {
+      w->certs = certs;
+      w->for_each_proxy([&](Proxy& p) { p.set_certs(certs); });
+    });
 }
 
 Result<void> App::start_xds(admin::Readiness::Token state_task) {
@@ -110,7 +111,7 @@ Result<void> App::start_xds(admin::Readiness::Token state_task) {
       control_.get_executor(), std::move(*opts), builder_,
       [this] {
         publish(builder_.build());
-        prefetch_node_identities();
+        update_identities();
       },
       [this, pending, state_task](std::string_view type_url) {
         spdlog::info("xds: first {} response applied", type_url);
@@ -161,13 +162,16 @@ Result<void> App::start() {
   auto state_task = readiness_.register_task("state manager");
   auto proxy_task = readiness_.register_task("proxy");
 
+  const bool shared = config_.mode == ProxyMode::Shared;
+  if (shared) AMBIENT_TRY(check_inpod_capabilities());
   // State: the local config file, or istiod's Delta ADS (exclusive; load_config refuses both).
   std::string identity;
   if (!config_.xds_address.empty()) {
     AMBIENT_TRY(start_xds(state_task));
     // The local workload's identity comes from PROXY_WORKLOAD_INFO: with xDS the workload may arrive later.
-    identity = fmt::format("spiffe://{}/ns/{}/sa/{}", config_.trust_domain, config_.workload.ns,
-                           config_.workload.service_account);
+    if (!shared)
+      identity = fmt::format("spiffe://{}/ns/{}/sa/{}", config_.trust_domain, config_.workload.ns,
+                             config_.workload.service_account);
   } else {
     if (config_.local_config_path.empty())
       return errorf(ErrorKind::InvalidArgument,
@@ -179,6 +183,8 @@ Result<void> App::start() {
     spdlog::info("state: loaded {} workloads, {} services, {} policies from {}", snapshot_->workloads().size(),
                  snapshot_->services().size(), snapshot_->policies().size(), config_.local_config_path);
 
+  }
+  if (config_.xds_address.empty() && !shared) {
     // The local workload (dedicated mode) must be in the state: its identity is what we serve and present.
     const state::Workload* local_workload = nullptr;
     for (const auto& [uid, w] : snapshot_->workloads())
@@ -198,12 +204,20 @@ Result<void> App::start() {
   auto source = make_certificate_source();
   if (!source) return std::move(source).error();
 
-  // Workers (constructed and bound here; their threads start below). Dedicated mode: our own netns.
+  // Workers (constructed and bound here; their threads start below). Dedicated mode: one proxy per worker in
+  // our own netns. Shared mode: none yet; each enrolled pod gets one per worker (start_pod).
   auto sockets = std::make_shared<const DefaultSocketFactory>(config_.packet_mark);
   for (unsigned i = 0; i < config_.worker_threads; ++i) {
     auto w = std::make_unique<Worker>();
-    auto& shard = registry_.add_shard(fmt::format("worker-{}", i));
-    w->proxy = std::make_unique<Proxy>(w->io, config_, sockets, *tcp_metrics_, shard, counters_);
+    w->shard = &registry_.add_shard(fmt::format("worker-{}", i));
+    w->snapshot = snapshot_;
+    w->certs = std::make_shared<CertBundle>();
+    if (shared) {
+      workers_.push_back(std::move(w));
+      continue;
+    }
+    w->proxy = std::make_shared<Proxy>(w->io, config_, ProxyScope{config_.workload, "", ""}, sockets, *tcp_metrics_,
+                                       *w->shard, counters_);
     w->proxy->set_snapshot(snapshot_);
     AMBIENT_TRY(w->proxy->start());
     if (i == 0) {
@@ -219,7 +233,7 @@ Result<void> App::start() {
   // Readiness waits for the local workload's first certificate (immediate with the built-in CA; with
   // istiod's CA it arrives asynchronously and start() does not block on it).
   local_identity_ = identity;
-  identity_task_ = readiness_.register_task("workload certificate");
+  if (!shared) identity_task_ = readiness_.register_task("workload certificate");
   IdentityOptions identity_options;
   auto& control_shard = registry_.add_shard("control");
   identity_options.fetches = control_shard.counter(
@@ -229,7 +243,7 @@ Result<void> App::start() {
   identities_ = std::make_unique<IdentityManager>(control_.get_executor(), std::move(*source), config_.secret_ttl,
                                                   [this](std::shared_ptr<const CertBundle> b) { publish(std::move(b)); },
                                                   std::move(identity_options));
-  AMBIENT_TRY(identities_->set_identities({identity}));
+  if (!shared) AMBIENT_TRY(identities_->set_identities({identity}));
   if (ads_) ads_->start();  // readiness: released once every type has been answered (start_xds)
   else readiness_.mark_ready(state_task);
 
@@ -276,6 +290,22 @@ Result<void> App::start() {
     });
   }
   readiness_.mark_ready(proxy_task);
+  if (shared) {
+    // Ready once the node agent's snapshot is applied with no pod pending; not ready while that is not so.
+    inpod_task_ = readiness_.register_task("workload proxy manager");
+    inpod_ = std::make_unique<WorkloadProxyManager>(control_.get_executor(), config_.trust_domain, static_cast<PodProxyHost&>(*this), [this](bool ready) {
+      if (ready && inpod_task_) {
+        readiness_.mark_ready(*inpod_task_);
+        inpod_task_.reset();
+      } else if (!ready && !inpod_task_) {
+        inpod_task_ = readiness_.register_task("workload proxy manager");
+      }
+    });
+    ZdsClientOptions zo;
+    zo.path = config_.inpod_uds;
+    zds_ = std::make_unique<ZdsClient>(control_.get_executor(), std::move(zo), *inpod_);
+    zds_->start();
+  }
   signals_.add(SIGINT);
   signals_.add(SIGTERM);
   signals_.async_wait([this](boost::system::error_code ec, int sig) {
@@ -286,25 +316,103 @@ Result<void> App::start() {
   });
   std::string listeners;
   for (const auto& ep : data_plane_) listeners += fmt::format(" {}:{}", ep.address().to_string(), ep.port());
+  if (shared) listeners = fmt::format(" each enrolled pod's netns (ports {}, {}, {}; pods from {})", config_.outbound_port,
+                                      config_.inbound_plaintext_port, config_.inbound_port, config_.inpod_uds);
   spdlog::info("ztunnel {} ({}/{}) ready: {} workers, data plane on{}, admin {}:{}, metrics {}:{}, readiness {}:{}",
-               identity, config_.workload.ns, config_.workload.name, workers_.size(), listeners,
+               shared ? "in-pod" : identity, config_.workload.ns, config_.workload.name, workers_.size(), listeners,
                admin_ep_.address().to_string(), admin_ep_.port(), metrics_ep_.address().to_string(), metrics_ep_.port(),
                readiness_ep_.address().to_string(), readiness_ep_.port());
   return ok();
 }
 
-void App::prefetch_node_identities() {
-  // Certificates for every HBONE workload on this node (NODE_NAME), as ztunnel prefetches them; an identity
-  // whose last workload left the node is forgotten. The local workload's identity is always kept.
-  if (config_.node_name.empty() || !identities_) return;
-  std::set<std::string> wanted{local_identity_};
-  for (const auto& [uid, w] : snapshot_->workloads())
-    if (w->node() == config_.node_name && (w->tunnel_protocol() == istio::workload::HBONE || w->native_tunnel()))
-      wanted.insert(state::workload_identity(*w));
+void App::update_identities() {
+  // The dedicated workload's identity, every enrolled pod's, and (NODE_NAME) every HBONE workload's on this node,
+  // as ztunnel prefetches them; an identity nobody needs any more is forgotten.
+  if (!identities_) return;
+  std::set<std::string> wanted;
+  if (!local_identity_.empty()) wanted.insert(local_identity_);
+  if (inpod_) wanted.merge(inpod_->identities());
+  if (!config_.node_name.empty())
+    for (const auto& [uid, w] : snapshot_->workloads())
+      if (w->node() == config_.node_name && (w->tunnel_protocol() == istio::workload::HBONE || w->native_tunnel()))
+        wanted.insert(state::workload_identity(*w));
   if (wanted == prefetched_) return;
   prefetched_ = wanted;
-  if (auto r = identities_->set_identities(wanted); !r)
-    spdlog::warn("identity: prefetch for node {}: {}", config_.node_name, r.error());
+  if (auto r = identities_->set_identities(wanted); !r) spdlog::warn("identity: {}", r.error());
+}
+
+Result<void> App::check_inpod_capabilities() {
+  // In-pod mode creates sockets inside pod netns (setns: CAP_SYS_ADMIN) and marks them (SO_MARK: CAP_NET_ADMIN).
+  // Fail at start-up rather than on the first pod (reference ztunnel.md 1).
+  auto own = net::open_netns("/proc/thread-self/ns/net");
+  if (!own) return errorf(ErrorKind::Unsupported, "in-pod mode: cannot open our own network namespace: {}", own.error().context);
+  auto probe = net::in_netns(own->get(), [] { return 0; });
+  if (!probe)
+    return errorf(ErrorKind::Unsupported, "in-pod mode needs setns(CLONE_NEWNET) (CAP_SYS_ADMIN): {}", probe.error().context);
+  DefaultSocketFactory marked(config_.packet_mark);
+  auto s = marked.socket(control_.get_executor(), asio::ip::tcp::v4());
+  if (!s)
+    return errorf(ErrorKind::Unsupported, "in-pod mode needs SO_MARK {} (CAP_NET_ADMIN, CAP_NET_RAW): {}", config_.packet_mark,
+                  s.error().context);
+  return ok();
+}
+
+asio::awaitable<Result<void>> App::start_pod(PodProxySpec spec) {
+  // One proxy per worker, created and bound on that worker's thread (setns is per thread).
+  for (auto& w : workers_) {
+    auto r = co_await asio::co_spawn(w->io, start_pod_on(w.get(), spec), asio::use_awaitable);
+    if (!r) {
+      co_await stop_pod(spec.uid);  // nothing of the pod is left running
+      co_return r;
+    }
+  }
+  co_return ok();
+}
+
+asio::awaitable<Result<void>> App::start_pod_on(Worker* worker, PodProxySpec spec) {
+  auto sockets = std::make_shared<const NetnsSocketFactory>(spec.netns, config_.packet_mark);
+  ProxyScope scope{WorkloadInfo{spec.info.ns, spec.info.name, spec.info.service_account}, spec.identity, "pod " + spec.uid};
+  auto p = std::make_shared<Proxy>(worker->io, config_, std::move(scope), sockets, *tcp_metrics_, *worker->shard, counters_);
+  p->set_snapshot(worker->snapshot);
+  p->set_certs(worker->certs);
+  if (auto r = p->start(); !r) {
+    p->terminate();
+    co_return r;
+  }
+  if (auto old = worker->pods.find(spec.uid); old != worker->pods.end()) old->second->terminate();
+  worker->pods[spec.uid] = std::move(p);
+  co_return ok();
+}
+
+asio::awaitable<void> App::stop_pod(std::string uid) {
+  for (auto& w : workers_) co_await asio::co_spawn(w->io, stop_pod_on(w.get(), uid), asio::use_awaitable);
+}
+
+asio::awaitable<void> App::stop_pod_on(Worker* worker, std::string uid) {
+  auto it = worker->pods.find(uid);
+  if (it == worker->pods.end()) co_return;
+  it->second->terminate();  // it frees itself once its connections' coroutines have ended
+  worker->pods.erase(it);
+}
+
+std::string App::inpod_dump() const {
+  if (!inpod_) return "null";
+  std::string pods = "[";
+  bool first = true;
+  for (const auto& [uid, p] : inpod_->pods()) {
+    pods += fmt::format("{}{{\"uid\": {}, \"name\": {}, \"namespace\": {}, \"serviceAccount\": {}, \"identity\": {}, "
+                        "\"state\": \"{}\", \"netnsInode\": {}, \"lastError\": {}}}",
+                        first ? "" : ", ", json::quote(uid), json::quote(p.spec.info.name), json::quote(p.spec.info.ns),
+                        json::quote(p.spec.info.service_account), json::quote(p.spec.identity), p.running ? "Running" : "Pending",
+                        p.netns_id.ino, json::quote(p.last_error));
+    first = false;
+  }
+  pods += "]";
+  const auto& st = zds_->stats();
+  return fmt::format("{{\"uds\": {}, \"connected\": {}, \"snapshotDone\": {}, \"connects\": {}, \"requests\": {}, "
+                     "\"acks\": {}, \"nacks\": {}, \"lastError\": {}, \"ready\": {}, \"pods\": {}}}",
+                     json::quote(config_.inpod_uds), st.connected, st.snapshot_done, st.connects, st.requests, st.acks,
+                     st.nacks, json::quote(st.last_error), inpod_->ready(), pods);
 }
 
 std::string App::xds_dump() const {
@@ -333,14 +441,15 @@ std::string App::config_dump() const {
   // The state dump is one JSON object: splice the certificates and the effective config in before its end.
   auto end = state.rfind('}');
   std::string extra = fmt::format(
-      ",\n  \"certificates\": {},\n  \"config\": {{\"proxyMode\": \"dedicated\", \"workload\": {}, \"localXdsPath\": {}, "
+      ",\n  \"certificates\": {},\n  \"config\": {{\"proxyMode\": \"{}\", \"workload\": {}, \"localXdsPath\": {}, "
       "\"trustDomain\": {}, \"workerThreads\": {}, \"poolMaxStreamsPerConnection\": {}, \"network\": {}, \"clusterId\": {}}},\n"
       "  \"xds\": {},\n"
+      "  \"inpod\": {},\n"
       "  \"version\": \"{}\"\n",
-      certs, json::quote(config_.workload.ns + "/" + config_.workload.name + "/" + config_.workload.service_account),
+      certs, config_.mode == ProxyMode::Shared ? "shared" : "dedicated", json::quote(config_.workload.ns + "/" + config_.workload.name + "/" + config_.workload.service_account),
       json::quote(config_.local_config_path), json::quote(config_.trust_domain), config_.worker_threads,
       config_.pool_max_streams_per_connection, json::quote(config_.network), json::quote(config_.cluster_id), xds_dump(),
-      snapshot_->version());
+      inpod_dump(), snapshot_->version());
   auto body_end = state.find_last_not_of(" \n", end - 1);
   return state.substr(0, body_end + 1) + extra + "}\n";
 }
@@ -354,7 +463,20 @@ hbone::PoolStats App::pool_stats() {
   for (auto& w : workers_) {
     std::promise<hbone::PoolStats> p;
     auto f = p.get_future();
-    asio::post(w->io, [&p, proxy = w->proxy.get()] { p.set_value(proxy->pool_stats()); });
+    asio::post(w->io, [&p, worker = w.get()] {
+      hbone::PoolStats sum;
+      worker->for_each_proxy([&](Proxy& proxy) {
+        const auto s = proxy.pool_stats();
+        sum.connects_attempted += s.connects_attempted;
+        sum.connects_failed += s.connects_failed;
+        sum.streams_opened += s.streams_opened;
+        sum.streams_reused += s.streams_reused;
+        sum.idle_released += s.idle_released;
+        sum.connections += s.connections;
+        sum.draining += s.draining;
+      });
+      p.set_value(sum);
+    });
     auto s = f.get();
     total.connects_attempted += s.connects_attempted;
     total.connects_failed += s.connects_failed;
@@ -371,8 +493,11 @@ void App::begin_drain() {
   if (draining_) return;
   draining_ = true;
   if (ads_) ads_->stop();
+  if (zds_) zds_->stop();
+  if (inpod_) inpod_->stop();
   drain_deadline_ = std::chrono::steady_clock::now() + config_.termination_deadline;
-  for (auto& w : workers_) asio::post(w->io, [p = w->proxy.get()] { p->stop_accepting(); });
+  for (auto& w : workers_)
+    asio::post(w->io, [worker = w.get()] { worker->for_each_proxy([](Proxy& p) { p.stop_accepting(); }); });
   drain_step();
 }
 
@@ -382,7 +507,8 @@ void App::drain_step() {
   if (live == 0 || expired) {
     if (live > 0) {
       spdlog::info("drain deadline passed with {} live connections: closing them", live);
-      for (auto& w : workers_) asio::post(w->io, [p = w->proxy.get()] { p->close_all(); });
+      for (auto& w : workers_)
+        asio::post(w->io, [worker = w.get()] { worker->for_each_proxy([](Proxy& p) { p.close_all(); }); });
     }
     // Let the workers flush their last frames (GOAWAY, RST) and log, then stop.
     drain_timer_.expires_after(std::chrono::milliseconds(100));

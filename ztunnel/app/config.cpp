@@ -55,7 +55,8 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
       .add({"inbound-port", "", "15008", "HBONE listener"})
       .add({"socks5-port", "", "15080", "SOCKS5 listener"})
       .add({"socks5", "UNSTABLE_ENABLE_SOCKS5", "true", "enable the SOCKS5 outbound front"})
-      .add({"packet-mark", "PACKET_MARK", "0", "SO_MARK on data-plane sockets (0 = none)"})
+      .add({"packet-mark", "PACKET_MARK", "", "SO_MARK on data-plane sockets (0 = none; default 1337 in shared mode, else 0)"})
+      .add({"inpod-uds", "INPOD_UDS", "/var/run/ztunnel/ztunnel.sock", "the node agent's ZDS socket (shared mode)"})
       .add({"orig-src", "ENABLE_ORIG_SRC", "true", "keep the client's source IP towards the app when the kernel allows"})
       .add({"admin", "ADMIN_ADDRESS", "127.0.0.1:15000", "admin server (config_dump, logging, quitquitquit)"})
       .add({"metrics", "METRICS_ADDRESS", "[::]:15020", "Prometheus metrics server"})
@@ -150,9 +151,15 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
   auto socks = o.boolean("socks5");
   if (!socks) return std::move(socks).error();
   c.socks5_enabled = *socks;
-  auto mark = o.integer("packet-mark", 0, 0xffffffffll);
-  if (!mark) return std::move(mark).error();
-  c.packet_mark = static_cast<std::uint32_t>(*mark);
+  if (o.get("packet-mark").empty()) {
+    c.packet_mark = c.mode == ProxyMode::Shared ? 1337 : 0;
+  } else {
+    auto mark = o.integer("packet-mark", 0, 0xffffffffll);
+    if (!mark) return std::move(mark).error();
+    c.packet_mark = static_cast<std::uint32_t>(*mark);
+  }
+  c.inpod_uds = o.get("inpod-uds");
+  if (c.mode == ProxyMode::Shared && c.inpod_uds.empty()) return errorf(ErrorKind::InvalidArgument, "INPOD_UDS is empty (shared mode needs the node agent's socket)");
   auto orig = o.boolean("orig-src");
   if (!orig) return std::move(orig).error();
   c.orig_src = *orig;
@@ -211,8 +218,6 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
   const std::string fmt = o.get("log-format");
   if (fmt != "plain" && fmt != "json") return errorf(ErrorKind::InvalidArgument, "LOG_FORMAT '{}' is not plain or json", fmt);
   c.log_json = fmt == "json";
-  if (c.mode == ProxyMode::Shared)
-    return errorf(ErrorKind::Unsupported, "PROXY_MODE=shared (in-pod) needs the CNI node agent, which this build does not have yet; use dedicated");
   return c;
 }
 

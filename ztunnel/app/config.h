@@ -19,7 +19,7 @@ namespace ambient::ztunnel {
 
 enum class ProxyMode : std::uint8_t {
   Dedicated,  // listeners in ztunnel's own network namespace, one workload (PROXY_WORKLOAD_INFO)
-  Shared,     // in-pod: listeners inside each pod's netns, pods from ZDS (the CNI issue)
+  Shared,     // in-pod: listeners inside each pod's netns, pods from the node agent over ZDS (INPOD_UDS)
 };
 
 struct WorkloadInfo {
@@ -53,7 +53,8 @@ struct Config {
   std::uint16_t inbound_port = 15008;             // HBONE
   std::uint16_t socks5_port = 15080;
   bool socks5_enabled = true;                     // UNSTABLE_ENABLE_SOCKS5 (on in the embedded default)
-  std::uint32_t packet_mark = 0;                  // PACKET_MARK (0 = none; 1337 in shared mode)
+  std::uint32_t packet_mark = 0;                  // PACKET_MARK (default: 0 = none dedicated, 1337 shared)
+  std::string inpod_uds = "/var/run/ztunnel/ztunnel.sock";  // INPOD_UDS: the node agent's ZDS socket (shared mode)
   bool orig_src = true;                           // ENABLE_ORIG_SRC: keep the client IP towards the app if the kernel allows
 
   // Control-plane-side listeners.

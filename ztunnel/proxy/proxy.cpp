@@ -91,11 +91,14 @@ ResponseFlags flags_for(const Error& e) {
 
 }  // namespace
 
-Proxy::Proxy(asio::io_context& io, const Config& config, std::shared_ptr<const SocketFactory> sockets,
+Proxy::Proxy(asio::io_context& io, const Config& config, ProxyScope scope, std::shared_ptr<const SocketFactory> sockets,
              const telemetry::IstioTcpMetrics& metrics, telemetry::MetricsShard& shard, ProxyCounters& counters)
-    : io_(io), config_(config), sockets_(std::move(sockets)), metrics_(metrics, shard), counters_(counters), snapshot_(state::Snapshot::empty()),
+    : io_(io), config_(config), scope_(std::move(scope)), sockets_(std::move(sockets)),
+      dial_(std::make_shared<DialContext>(DialContext{sockets_, std::make_shared<CertBundle>(), io.get_executor(),
+                                                      config.connect_timeout, config.h2})),
+      metrics_(metrics, shard), counters_(counters), snapshot_(state::Snapshot::empty()),
       certs_(std::make_shared<CertBundle>()),
-      pool_(io.get_executor(), [this](const hbone::PoolKey& key) { return dial(key); },
+      pool_(io.get_executor(), [ctx = dial_](const hbone::PoolKey& key) { return dial(ctx, key); },
             hbone::PoolOptions{config.pool_max_streams_per_connection, config.pool_unused_release_timeout}),
       random_state_(std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32) | 1) {
   own_ports_ = {config.outbound_port, config.inbound_plaintext_port, config.inbound_port};
@@ -123,7 +126,7 @@ Result<void> Proxy::start() {
     if (!acc) return errorf(ErrorKind::Io, "{} listener: {}", kListenerNames[w.kind], acc.error().context);
     bound_.push_back(acc->local_endpoint());
     ports_[w.kind] = bound_.back().port();
-    asio::co_spawn(io_, accept_loop(std::move(*acc), w.kind), asio::detached);
+    asio::co_spawn(io_, accept_loop(std::move(*acc), w.kind), keep_alive());
   }
   own_ports_.clear();  // the ports really bound (port 0 in tests)
   for (auto p : ports_)
@@ -135,11 +138,12 @@ void Proxy::set_snapshot(std::shared_ptr<const state::Snapshot> snapshot) {
   snapshot_ = std::move(snapshot);
   local_ = nullptr;
   for (const auto& [uid, w] : snapshot_->workloads())
-    if (w->namespace_() == config_.workload.ns && w->name() == config_.workload.name) {
+    if (w->namespace_() == scope_.workload.ns && w->name() == scope_.workload.name) {
       local_ = w.get();
       break;
     }
-  local_identity_ = local_ ? state::workload_identity(*local_) : std::string();
+  if (!scope_.identity.empty()) local_identity_ = scope_.identity;
+  else local_identity_ = local_ ? state::workload_identity(*local_) : std::string();
   enforce_policies();
 }
 
@@ -158,7 +162,10 @@ void Proxy::enforce_policies() {
   for (auto& [deny, reason] : denied) (*deny)(std::move(reason));
 }
 
-void Proxy::set_certs(std::shared_ptr<const CertBundle> certs) { certs_ = std::move(certs); }
+void Proxy::set_certs(std::shared_ptr<const CertBundle> certs) {
+  dial_->certs = certs;
+  certs_ = std::move(certs);
+}
 
 void Proxy::stop_accepting() {
   accepting_ = false;
@@ -170,6 +177,14 @@ void Proxy::stop_accepting() {
   // Inbound HBONE connections: GOAWAY, so peers open new streams elsewhere while ours finish.
   for (auto& w : inbound_sessions_)
     if (auto s = w.lock()) s->shutdown();
+}
+
+void Proxy::terminate() {
+  stop_accepting();
+  close_all();
+  for (auto& w : inbound_sessions_)
+    if (auto s = w.lock()) s->terminate(0);  // NO_ERROR: nothing is wrong, the pod is gone
+  inbound_sessions_.clear();
 }
 
 void Proxy::close_all() {
@@ -212,33 +227,33 @@ asio::awaitable<void> Proxy::accept_loop(tcp::acceptor acceptor, int kind) {
                        format_endpoint(c->peer()), orig.error());
           continue;
         }
-        asio::co_spawn(io_, serve_outbound(std::move(*c), from_endpoint(*orig), false), asio::detached);
+        asio::co_spawn(io_, serve_outbound(std::move(*c), from_endpoint(*orig), false), keep_alive());
         break;
       }
       case kSocks5:
-        asio::co_spawn(io_, serve_outbound(std::move(*c), SocketAddr{}, true), asio::detached);
+        asio::co_spawn(io_, serve_outbound(std::move(*c), SocketAddr{}, true), keep_alive());
         break;
       case kInbound:
-        asio::co_spawn(io_, serve_inbound(std::move(*c)), asio::detached);
+        asio::co_spawn(io_, serve_inbound(std::move(*c)), keep_alive());
         break;
       case kInboundPlaintext:
-        asio::co_spawn(io_, serve_inbound_plaintext(std::move(*c)), asio::detached);
+        asio::co_spawn(io_, serve_inbound_plaintext(std::move(*c)), keep_alive());
         break;
     }
   }
 }
 
-asio::awaitable<Result<std::shared_ptr<h2::Session>>> Proxy::dial(const hbone::PoolKey& key) {
-  auto certs = certs_;  // keeps the SSL_CTX alive for the handshake
+asio::awaitable<Result<std::shared_ptr<h2::Session>>> Proxy::dial(std::shared_ptr<DialContext> ctx, hbone::PoolKey key) {
+  auto certs = ctx->certs;  // keeps the SSL_CTX alive for the handshake
   const WorkloadCert* cert = certs->find(key.source_identity);
   if (cert == nullptr)
     co_return errorf(ErrorKind::Certificate,
                      "no certificate for {} (not issued yet, or expired while its renewal failed: see the identity warnings)",
                      key.source_identity);
   hbone::DialOptions opts;
-  opts.connect_timeout = config_.connect_timeout;
-  opts.h2 = config_.h2;
-  opts.make_socket = [this](const tcp& protocol) { return sockets_->socket(io_.get_executor(), protocol); };
+  opts.connect_timeout = ctx->connect_timeout;
+  opts.h2 = ctx->h2;
+  opts.make_socket = [ctx](const tcp& protocol) { return ctx->sockets->socket(ctx->executor, protocol); };
   co_return co_await hbone::dial(key.destination, cert->client_ctx.get(), key.destination_sans, opts);
 }
 
@@ -333,7 +348,7 @@ asio::awaitable<void> Proxy::serve_outbound(net::TcpStream app, SocketAddr origi
   const state::Workload* source = local_;
   if (source == nullptr) {
     rec.event = telemetry::AccessEvent::Failed;
-    rec.error = fmt::format("unknown source workload {}/{}: not in the local config", config_.workload.ns, config_.workload.name);
+    rec.error = fmt::format("unknown source workload {}/{}: not in the state", scope_.workload.ns, scope_.workload.name);
     if (socks) (void)co_await send_socks5_reply(app, socks5::ReplyCode::GeneralFailure);
     telemetry::emit(rec);
     co_return;
@@ -506,7 +521,7 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
     co_return;
   }
   const state::IpAddr dst_ip = state::from_asio(local_ep.address());
-  auto handler = [this, dst_ip, peer_ep, local_ep](std::shared_ptr<const hbone::PeerInfo> peer,
+  auto handler = [this, self = shared_from_this(), dst_ip, peer_ep, local_ep](std::shared_ptr<const hbone::PeerInfo> peer,
                                                  std::shared_ptr<h2::Stream> stream) -> asio::awaitable<void> {
     const auto started = std::chrono::steady_clock::now();
     auto snap = snapshot_;

@@ -1,5 +1,6 @@
 #pragma once
-// Proxy: one worker's share of one proxy instance (dedicated mode: the single local workload). It owns
+// Proxy: one worker's share of one proxy instance: dedicated mode's single local workload, or one enrolled
+// pod in in-pod (shared) mode, whose sockets a NetnsSocketFactory creates inside the pod's netns. It owns
 // the worker's listeners (SO_REUSEPORT: every worker binds the same ports and the kernel spreads
 // connections), the worker's HBONE pool and the per-connection coroutines. Everything here runs on the
 // worker's io_context; the control thread only posts new snapshots and certificate bundles.
@@ -33,6 +34,13 @@
 
 namespace ambient::ztunnel {
 
+// Whom a proxy instance serves.
+struct ProxyScope {
+  WorkloadInfo workload;  // found in the state by namespace + name (the source of outbound connections)
+  std::string identity;   // fixed SPIFFE identity (in-pod: from the pod's ZDS WorkloadInfo); empty = the state workload's
+  std::string label;      // log prefix: "" (dedicated) or "pod <uid>"
+};
+
 // Counters the app reads for readiness, drain and tests (worker-thread writes, relaxed reads elsewhere).
 struct ProxyCounters {
   std::atomic<std::uint64_t> live{0};            // connections in flight (all listeners)
@@ -41,10 +49,13 @@ struct ProxyCounters {
   std::atomic<std::uint64_t> denied_total{0};
 };
 
-class Proxy {
+// Lifetime: always owned by a shared_ptr. Every coroutine it starts (accept loops, connections, HBONE stream
+// handlers) holds a reference, so after terminate() the proxy is destroyed, on its worker, once the last of
+// them has finished; the owner just drops its pointer. Pool connects still in flight use only DialContext.
+class Proxy : public std::enable_shared_from_this<Proxy> {
  public:
   // `sockets` creates every listener and outbound socket (own netns, or a pod's netns in in-pod mode).
-  Proxy(boost::asio::io_context& io, const Config& config, std::shared_ptr<const SocketFactory> sockets,
+  Proxy(boost::asio::io_context& io, const Config& config, ProxyScope scope, std::shared_ptr<const SocketFactory> sockets,
         const telemetry::IstioTcpMetrics& metrics, telemetry::MetricsShard& shard, ProxyCounters& counters);
   ~Proxy();
   Proxy(const Proxy&) = delete;
@@ -67,17 +78,33 @@ class Proxy {
   void stop_accepting();
   // Drain step 2 (deadline passed): close every live connection now.
   void close_all();
+  // Immediate drain (in-pod Del or replacement: the pod is gone): stop accepting, close every live connection
+  // and every inbound HBONE connection, shut the pool down. The proxy then frees itself as its coroutines end.
+  void terminate();
+  const ProxyScope& scope() const { return scope_; }
   hbone::PoolStats pool_stats() const { return pool_.stats(); }
 
  private:
   struct Live;  // a live connection's abortive closer
+  // What a pool connect needs, shared with the pool's connector so a connect in flight never touches the proxy.
+  struct DialContext {
+    std::shared_ptr<const SocketFactory> sockets;
+    std::shared_ptr<const CertBundle> certs;  // updated by set_certs
+    boost::asio::any_io_executor executor;
+    std::chrono::milliseconds connect_timeout;
+    h2::Settings h2;
+  };
+  static boost::asio::awaitable<Result<std::shared_ptr<h2::Session>>> dial(std::shared_ptr<DialContext> ctx, hbone::PoolKey key);
+  // co_spawn completion token holding this proxy until the coroutine ends.
+  auto keep_alive() {
+    return [self = shared_from_this()](std::exception_ptr) {};
+  }
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor acceptor, int kind);
   boost::asio::awaitable<void> serve_outbound(net::TcpStream app, SocketAddr original, bool socks);
   boost::asio::awaitable<void> serve_inbound(net::TcpStream connection);
   boost::asio::awaitable<void> serve_inbound_plaintext(net::TcpStream connection);
   boost::asio::awaitable<Result<net::TcpStream>> connect_upstream(const SocketAddr& to,
                                                                  const std::optional<boost::asio::ip::address>& source);
-  boost::asio::awaitable<Result<std::shared_ptr<h2::Session>>> dial(const hbone::PoolKey& key);
   // Inbound tail shared by 15008 and 15006: copy between the downstream and the app (closable by drain),
   // then the one metrics close and access-log line of the connection.
   // `authz` and `dst_uid` are what the connection was authorized with: every new snapshot re-evaluates
@@ -94,7 +121,9 @@ class Proxy {
 
   boost::asio::io_context& io_;
   const Config& config_;
+  ProxyScope scope_;
   std::shared_ptr<const SocketFactory> sockets_;
+  std::shared_ptr<DialContext> dial_;
   telemetry::TcpMetricsRecorder metrics_;
   ProxyCounters& counters_;
   std::shared_ptr<const state::Snapshot> snapshot_;

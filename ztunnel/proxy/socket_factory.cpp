@@ -27,11 +27,11 @@ Result<tcp::socket> DefaultSocketFactory::socket(const asio::any_io_executor& ex
 
 Result<tcp::acceptor> NetnsSocketFactory::listen(const asio::any_io_executor& ex, const tcp::endpoint& ep,
                                                  const net::ListenOptions& options) const {
-  return net::in_netns(netns_.get(), [&] { return inner_.listen(ex, ep, options); });
+  return net::in_netns(netns_->get(), [&] { return inner_.listen(ex, ep, options); });
 }
 
 Result<tcp::socket> NetnsSocketFactory::socket(const asio::any_io_executor& ex, const tcp& protocol) const {
-  return net::in_netns(netns_.get(), [&] { return inner_.socket(ex, protocol); });
+  return net::in_netns(netns_->get(), [&] { return inner_.socket(ex, protocol); });
 }
 
 }  // namespace ambient::ztunnel

@@ -40,17 +40,20 @@ class DefaultSocketFactory final : public SocketFactory {
   std::uint32_t mark_;
 };
 
-// Sockets inside another network namespace, given by an open netns fd (a pod's, from ZDS or a path).
+// Sockets inside another network namespace, given by an open netns fd (a pod's, from ZDS or a path). The fd is
+// shared by every worker's factory for the same pod and closed with the last of them.
 class NetnsSocketFactory final : public SocketFactory {
  public:
-  NetnsSocketFactory(net::UniqueFd netns, std::uint32_t mark) : netns_(std::move(netns)), inner_(mark) {}
+  NetnsSocketFactory(std::shared_ptr<const net::UniqueFd> netns, std::uint32_t mark) : netns_(std::move(netns)), inner_(mark) {}
+  NetnsSocketFactory(net::UniqueFd netns, std::uint32_t mark)
+      : NetnsSocketFactory(std::make_shared<const net::UniqueFd>(std::move(netns)), mark) {}
   Result<boost::asio::ip::tcp::acceptor> listen(const boost::asio::any_io_executor& ex, const boost::asio::ip::tcp::endpoint& ep,
                                                 const net::ListenOptions& options) const override;
   Result<boost::asio::ip::tcp::socket> socket(const boost::asio::any_io_executor& ex,
                                               const boost::asio::ip::tcp& protocol) const override;
 
  private:
-  net::UniqueFd netns_;
+  std::shared_ptr<const net::UniqueFd> netns_;
   DefaultSocketFactory inner_;
 };
 

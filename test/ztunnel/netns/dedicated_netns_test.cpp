@@ -21,6 +21,7 @@
 #include "common/net/netns.h"
 #include "common/net/tcp_stream.h"
 #include "test/common/net/net_test_support.h"
+#include "test/support/child_process.h"
 #include "test/support/paths.h"
 #include "test/support/run_coro.h"
 #include "test/ztunnel/support/ztunnel_pair.h"
@@ -33,46 +34,7 @@ using asio::ip::tcp;
 
 namespace {
 
-// A child process with stdout+stderr to a file; SIGTERM and reaped on destruction.
-struct Child {
-  pid_t pid = -1;
-  std::string log;
-  Child(std::vector<std::string> args, std::string log_path) : log(std::move(log_path)) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) pid = -1;
-    posix_spawn_file_actions_destroy(&fa);
-  }
-  ~Child() {
-    if (pid <= 0) return;
-    kill(pid, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(pid, &status, WNOHANG) == pid) return;
-      std::this_thread::sleep_for(50ms);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
-  std::string text() const {
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-  bool wait_for(std::string_view needle, std::chrono::milliseconds timeout) const {
-    for (auto t = timeout; t.count() > 0; t -= 50ms) {
-      if (text().find(needle) != std::string::npos) return true;
-      std::this_thread::sleep_for(50ms);
-    }
-    return false;
-  }
-};
+using Child = ChildProcess;
 
 constexpr const char* kYaml = R"(
 workloads:
