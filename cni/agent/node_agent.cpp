@@ -124,7 +124,7 @@ Result<void> NodeAgent::start(std::vector<PodSourcePtr> sources) {
   return ok();
 }
 
-asio::awaitable<void> NodeAgent::lock(const std::string& uid) {
+asio::awaitable<void> NodeAgent::lock(std::string uid) {
   asio::steady_timer wait(ex_);
   while (busy_.contains(uid)) {
     wait.expires_after(std::chrono::milliseconds(5));
@@ -173,7 +173,7 @@ asio::awaitable<Result<void>> NodeAgent::add_locked(PodSpec spec, PodSourceKind 
   co_return co_await send_to_ztunnel(uid);
 }
 
-asio::awaitable<Result<void>> NodeAgent::send_to_ztunnel(const std::string& uid) {
+asio::awaitable<Result<void>> NodeAgent::send_to_ztunnel(std::string uid) {
   const PodRecord* record = store_.get(uid);
   auto fd = netns_.find(uid);
   if (record == nullptr || fd == netns_.end()) co_return errorf(ErrorKind::NotFound, "pod {} is no longer enrolled", uid);
@@ -190,7 +190,7 @@ asio::awaitable<Result<void>> NodeAgent::send_to_ztunnel(const std::string& uid)
   PodRecord enabled = *record;
   enabled.status = PodStatus::Enabled;
   enabled.updated_at = unix_millis_now();
-  AMBIENT_TRY(store_.upsert(std::move(enabled)));
+  if (auto u = store_.upsert(std::move(enabled)); !u) co_return u;
   ++stats_.enrolled;
   spdlog::info("agent: pod {} ({}/{}) enrolled", uid, record->spec.namespace_, record->spec.name);
   co_return ok();

@@ -42,7 +42,14 @@ struct NodeAgentOptions {
   ZdsServerOptions zds;
   PodStoreOptions store;
   Backend backend = Backend::Iptables;
-  RuleOptions rules;                 // the agent's defaults (DNS capture off: ztunnel has no DNS proxy yet)
+  // The agent's defaults: DNS capture off (ztunnel has no DNS proxy yet); syn_only on, so connections a running
+  // pod already has keep flowing when it is enrolled (rule_options.h).
+  RuleOptions rules = [] {
+    RuleOptions o;
+    o.dns_capture = false;
+    o.syn_only = true;
+    return o;
+  }();
   bool reconcile_rules_on_startup = true;
   std::string default_service_account = "default";  // for a pod whose source did not name one
   unsigned rules_threads = 4;
@@ -73,9 +80,9 @@ class NodeAgent final : public PodEvents {
   boost::asio::awaitable<Result<void>> run_rules(int netns_fd, RuleOptions options, bool install);
   boost::asio::awaitable<Result<void>> add_locked(PodSpec spec, PodSourceKind source);
   boost::asio::awaitable<Result<void>> remove_locked(std::string uid);
-  boost::asio::awaitable<Result<void>> send_to_ztunnel(const std::string& uid);
+  boost::asio::awaitable<Result<void>> send_to_ztunnel(std::string uid);
   boost::asio::awaitable<void> retry_pending();
-  boost::asio::awaitable<void> lock(const std::string& uid);
+  boost::asio::awaitable<void> lock(std::string uid);
   void unlock(const std::string& uid);
   Result<void> reconcile_store();
   std::vector<ZdsSnapshotPod> snapshot() const;

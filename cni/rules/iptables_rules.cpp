@@ -72,29 +72,30 @@ std::string iptables_restore_input(const RuleOptions& o, IptablesFamily family) 
   mangle.rules.push_back({output, fmt::format("-m connmark --mark {} -j CONNMARK --restore-mark --nfmask 0xffffffff "
                                               "--ctmask 0xffffffff", tproxy)});
 
+  const std::string syn = o.syn_only ? " --syn" : "";  // see RuleOptions::syn_only
   TableSection nat{"nat", {}};
   nat.rules.push_back({"OUTPUT", "-j " + output});
   nat.rules.push_back({"PREROUTING", "-j " + prert});
   for (const auto& interface : o.virtual_interfaces) {
-    nat.rules.push_back({prert, fmt::format("-i {} -p tcp -j REDIRECT --to-ports {}", interface, o.outbound_port)});
+    nat.rules.push_back({prert, fmt::format("-i {} -p tcp{} -j REDIRECT --to-ports {}", interface, syn, o.outbound_port)});
     nat.rules.push_back({prert, fmt::format("-i {} -p tcp -j RETURN", interface)});
   }
   if (!o.ingress_mode) nat.rules.push_back({prert, fmt::format("-s {} -p tcp -m tcp -j ACCEPT", snat)});
   nat.rules.push_back({output, fmt::format("-d {} -p tcp -m tcp -j ACCEPT", snat)});
   if (!o.ingress_mode) {
-    nat.rules.push_back({prert, fmt::format("! -d {} -p tcp ! --dport {} -m mark ! --mark {} -j REDIRECT --to-ports {}",
-                                            loopback, o.inbound_hbone_port, mark, o.inbound_plaintext_port)});
+    nat.rules.push_back({prert, fmt::format("! -d {} -p tcp{} ! --dport {} -m mark ! --mark {} -j REDIRECT --to-ports {}",
+                                            loopback, syn, o.inbound_hbone_port, mark, o.inbound_plaintext_port)});
   }
   if (o.dns_capture) {
     nat.rules.push_back({output, fmt::format("! -o lo -p udp -m mark ! --mark {} -m udp --dport 53 -j REDIRECT "
                                              "--to-port {}", mark, o.dns_port)});
-    nat.rules.push_back({output, fmt::format("! -d {} -p tcp --dport 53 -m mark ! --mark {} -j REDIRECT --to-ports {}",
-                                             loopback, mark, o.dns_port)});
+    nat.rules.push_back({output, fmt::format("! -d {} -p tcp{} --dport 53 -m mark ! --mark {} -j REDIRECT --to-ports {}",
+                                             loopback, syn, mark, o.dns_port)});
   }
   nat.rules.push_back({output, fmt::format("-p tcp -m mark --mark {} -j ACCEPT", tproxy)});
   nat.rules.push_back({output, fmt::format("! -d {} -o lo -j ACCEPT", loopback)});
-  nat.rules.push_back({output, fmt::format("! -d {} -p tcp -m mark ! --mark {} -j REDIRECT --to-ports {}", loopback,
-                                           mark, o.outbound_port)});
+  nat.rules.push_back({output, fmt::format("! -d {} -p tcp{} -m mark ! --mark {} -j REDIRECT --to-ports {}", loopback,
+                                           syn, mark, o.outbound_port)});
 
   std::string out;
   render(mangle, out);

@@ -47,13 +47,14 @@ std::string nftables_script(const RuleOptions& o) {
 
   TableScript nat("istio-ambient-nat");
   nat.base_chain("prerouting", "nat", "prerouting", -100);
+  const std::string syn = o.syn_only ? " tcp flags & (fin | syn | rst | ack) == syn" : "";  // RuleOptions::syn_only
   nat.base_chain("output", "nat", "output", -100);
   nat.chain("istio-prerouting");
   nat.chain("istio-output");
   nat.rule("output", "jump istio-output");
   nat.rule("prerouting", "jump istio-prerouting");
   for (const auto& interface : o.virtual_interfaces) {
-    nat.rule("istio-prerouting", fmt::format("iifname {} meta l4proto tcp counter redirect to :{}", interface,
+    nat.rule("istio-prerouting", fmt::format("iifname {} meta l4proto tcp{} counter redirect to :{}", interface, syn,
                                              o.outbound_port));
     nat.rule("istio-prerouting", fmt::format("iifname {} meta l4proto tcp counter return", interface));
   }
@@ -67,14 +68,14 @@ std::string nftables_script(const RuleOptions& o) {
   });
   if (!o.ingress_mode) {
     per_family(nat, "istio-prerouting", [&](auto ip, auto loopback, auto) {
-      return fmt::format("{} daddr != {} tcp dport != {} {} counter redirect to :{}", ip, loopback,
-                         o.inbound_hbone_port, not_ours, o.inbound_plaintext_port);
+      return fmt::format("{} daddr != {} tcp dport != {}{} {} counter redirect to :{}", ip, loopback,
+                         o.inbound_hbone_port, syn, not_ours, o.inbound_plaintext_port);
     });
   }
   if (o.dns_capture) {
     nat.rule("istio-output", fmt::format("oifname != lo {} udp dport 53 counter redirect to :{}", not_ours, o.dns_port));
     per_family(nat, "istio-output", [&](auto ip, auto loopback, auto) {
-      return fmt::format("{} daddr != {} tcp dport 53 {} counter redirect to :{}", ip, loopback, not_ours, o.dns_port);
+      return fmt::format("{} daddr != {} tcp dport 53{} {} counter redirect to :{}", ip, loopback, syn, not_ours, o.dns_port);
     });
   }
   nat.rule("istio-output", fmt::format("meta l4proto tcp {} counter accept", is_tproxy));
@@ -82,7 +83,7 @@ std::string nftables_script(const RuleOptions& o) {
     return fmt::format("oifname lo {} daddr != {} counter accept", ip, loopback);
   });
   per_family(nat, "istio-output", [&](auto ip, auto loopback, auto) {
-    return fmt::format("meta l4proto tcp {} daddr != {} {} counter redirect to :{}", ip, loopback, not_ours,
+    return fmt::format("meta l4proto tcp{} {} daddr != {} {} counter redirect to :{}", syn, ip, loopback, not_ours,
                        o.outbound_port);
   });
 

@@ -34,6 +34,10 @@ struct RuleOptions {
   bool ingress_mode = false;  // bypass inbound capture: no probe accept / 15006 redirect in PREROUTING
   std::vector<std::string> virtual_interfaces;  // traffic arriving on these is treated as outbound
   bool ipv6 = false;          // also install the IPv6 rules (ip6tables / ip6 matches) and the v6 route
+  // Redirect only connections whose first packet is a SYN. A netns without nat rules has no conntrack, so
+  // connections open before enrollment are picked up mid-stream by conntrack once the rules exist and would be
+  // redirected (and reset). With this, they keep flowing; new ones are captured. Off = Istio's exact rules.
+  bool syn_only = false;
   std::uint32_t route_table = 100;     // policy routing table holding `local default dev lo`
   std::uint32_t rule_priority = 32764; // `ip rule` preference of the fwmark rule
 

@@ -188,9 +188,10 @@ Result<SeqPacketListener> SeqPacketListener::listen(asio::any_io_executor ex, co
   }
   net::UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd.valid()) return errno_error(ErrorKind::Io, "socket(AF_UNIX, SOCK_SEQPACKET)");
+  // The mode is set on the socket before bind(), so the file never exists with wider permissions.
+  if (::fchmod(fd.get(), mode) != 0) return errno_error(ErrorKind::Io, "fchmod socket for " + path);
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0)
     return errno_error(ErrorKind::Io, "bind " + path);
-  ::chmod(path.c_str(), mode);
   if (::listen(fd.get(), 16) != 0) return errno_error(ErrorKind::Io, "listen " + path);
   return SeqPacketListener(std::move(ex), std::move(fd), path);
 }

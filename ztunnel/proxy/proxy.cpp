@@ -258,8 +258,11 @@ asio::awaitable<Result<std::shared_ptr<h2::Session>>> Proxy::dial(std::shared_pt
 }
 
 asio::awaitable<Result<net::TcpStream>> Proxy::connect_upstream(const SocketAddr& to,
-                                                                const std::optional<asio::ip::address>& source) {
+                                                                const std::optional<asio::ip::address>& client) {
   const tcp::endpoint ep = to_endpoint(to);
+  // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d: keep them as the IPv4 address they are.
+  std::optional<asio::ip::address> source;
+  if (client) source = state::to_asio(state::from_asio(*client));
   auto made = sockets_->socket(io_.get_executor(), ep.protocol());
   if (!made) co_return errorf(ErrorKind::Io, "socket for {}: {}", to.to_string(), made.error().context);
   tcp::socket sock = std::move(*made);

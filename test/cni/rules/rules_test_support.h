@@ -10,16 +10,12 @@
 
 #include "cni/rules/command_runner.h"
 #include "cni/rules/iptables_save.h"
+#include "test/common/net/net_test_support.h"
 #include "test/support/paths.h"
 
 namespace ambient::cni::rules_test {
 
-// For `* doctest::skip(needs_root("what"))`: prints why the case is skipped, so the log says SKIPPED.
-inline bool needs_root(const char* what) {
-  if (ambient::test::is_root()) return false;
-  std::printf("SKIPPED: %s: needs root (euid %d)\n", what, static_cast<int>(geteuid()));
-  return true;
-}
+using ambient::test::needs_root;  // prints SKIPPED with the reason
 
 // Runs a command in the caller's netns; the exit code, or -1 if it could not run.
 inline int run(std::vector<std::string> argv, std::string stdin_text = {}) {
@@ -27,46 +23,24 @@ inline int run(std::vector<std::string> argv, std::string stdin_text = {}) {
   return r ? r->exit_code : -1;
 }
 
-// `ip netns add rules-test-<pid>-<n>` with lo up; deleted on destruction whatever happened. Check ok().
-class TempNetns {
+// test::TempNetns (named, lo up, deleted on destruction) plus stdin and captured output for the rules tools.
+class TempNetns : public ambient::test::TempNetns {
  public:
-  TempNetns() : name_("rules-test-" + std::to_string(getpid()) + "-" + std::to_string(next_id()++)) {
-    created_ = run({"ip", "netns", "add", name_}) == 0;
-    lo_up_ = created_ && run({"ip", "-n", name_, "link", "set", "lo", "up"}) == 0;
-  }
-  ~TempNetns() {
-    if (created_) run({"ip", "netns", "del", name_});
-  }
-  TempNetns(const TempNetns&) = delete;
-  TempNetns& operator=(const TempNetns&) = delete;
-
-  bool ok() const { return created_ && lo_up_; }
-  const std::string& name() const { return name_; }
-  std::string path() const { return "/var/run/netns/" + name_; }
-  // `ip netns exec <name> argv...`: exit code.
+  // `ip netns exec <name> argv...` with `stdin_text`: exit code.
   int exec(std::vector<std::string> argv, std::string stdin_text = {}) const {
-    argv.insert(argv.begin(), {"ip", "netns", "exec", name_});
+    argv.insert(argv.begin(), {"ip", "netns", "exec", name()});
     return run(std::move(argv), std::move(stdin_text));
   }
   // stdout of `ip netns exec <name> argv...` ("<exit N>: stderr" if it failed, so a diff shows it). A route
   // table that does not exist reads as empty (the kernel creates it on the first route; same meaning).
   std::string output(std::vector<std::string> argv) const {
-    argv.insert(argv.begin(), {"ip", "netns", "exec", name_});
+    argv.insert(argv.begin(), {"ip", "netns", "exec", name()});
     auto r = run_in_netns(-1, Command{argv, {}});
     if (!r) return "<error " + r.error().message() + ">";
     if (r->exit_code != 0 && r->err.find("FIB table does not exist") != std::string::npos) return "";
     if (r->exit_code != 0) return "<exit " + std::to_string(r->exit_code) + ": " + r->err + ">";
     return r->out;
   }
-
- private:
-  static std::atomic<int>& next_id() {
-    static std::atomic<int> id{0};
-    return id;
-  }
-  std::string name_;
-  bool created_ = false;
-  bool lo_up_ = false;
 };
 
 // `nft -s list ruleset` without the tables iptables-nft manages (ip/ip6 filter, nat, mangle, raw, security):

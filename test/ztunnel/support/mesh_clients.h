@@ -18,6 +18,7 @@
 
 #include "common/net/tcp_stream.h"
 #include "test/support/run_coro.h"
+#include "test/support/wait.h"
 
 namespace ambient::test {
 
@@ -165,14 +166,9 @@ services:
 )", echo_port);
 }
 
-// Polls `pred` every 20 ms until it holds or `timeout` passes (blocking: for the test thread).
+// Polls `pred` every 20 ms until it holds or `timeout` passes (test/support/wait.h).
 inline bool wait_for(const std::function<bool()>& pred, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
+  return wait_until(pred, timeout);
 }
 
 }  // namespace ambient::test
