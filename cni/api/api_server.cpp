@@ -57,7 +57,8 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::milliseconds kAcceptBackoff{100};  // after EMFILE and the like: don't spin
 constexpr std::chrono::milliseconds kLingerTime{1000};    // lingering close: how long we drain
 constexpr std::size_t kLingerMaxBytes = 256 * 1024;       // ... and how much
-constexpr int kListenBacklog = 64;
+constexpr int kListenBacklog = 1024;  // clients wait here while max_connections are being served
+constexpr auto kAtLimitPoll = std::chrono::milliseconds(5);
 
 using BeastRequest = http::request<http::string_body>;
 using BeastResponse = http::response<http::string_body>;
@@ -267,6 +268,13 @@ void log_unexpected(const char* what, std::exception_ptr e) {
 awaitable<void> accept_loop(std::shared_ptr<ApiServer::State> st) {
   asio::steady_timer backoff(st->executor);
   while (!st->stopped) {
+    // At the limit, leave new clients in the listen backlog until a connection ends (a burst of CNI ADDs, e.g.
+    // 100 pods at once, is served in turn instead of refused).
+    while (st->conns.size() >= st->opts.max_connections && !st->stopped) {
+      backoff.expires_after(kAtLimitPoll);
+      co_await backoff.async_wait(kUseTuple);
+    }
+    if (st->stopped) co_return;
     auto [ec, socket] = co_await st->acceptor->async_accept(kUseTuple);
     if (st->stopped || ec == asio::error::operation_aborted) co_return;
     if (ec) {
@@ -274,10 +282,6 @@ awaitable<void> accept_loop(std::shared_ptr<ApiServer::State> st) {
       backoff.expires_after(kAcceptBackoff);
       co_await backoff.async_wait(kUseTuple);
       continue;
-    }
-    if (st->conns.size() >= st->opts.max_connections) {
-      spdlog::warn("cni api: {} connections open, the limit; closing a new one", st->conns.size());
-      continue;  // `socket` closes when it goes out of scope
     }
     asio::co_spawn(st->executor, serve_connection(st, std::move(socket)),
                    [](std::exception_ptr e) { log_unexpected("connection", e); });

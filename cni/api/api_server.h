@@ -18,8 +18,8 @@
 // mode 0600 from bind() on (fchmod before bind), so only root (the plugin, the CLI) can connect.
 //
 // Limits: body <= 64 KiB, request line + headers <= 8 KiB, each request must arrive within 10 s of
-// the previous reply (or the accept) and each reply must be written within 10 s; at most 16
-// connections (more are closed at once). Handlers are not bounded in time: add_pod may wait for
+// the previous reply (or the accept) and each reply must be written within 10 s; at most max_connections
+// are served at once (64; further clients wait in the listen backlog, 1024, until one ends). Handlers are not bounded in time: add_pod may wait for
 // ztunnel; the plugin's own 5 s timeout bounds it from the other side.
 //
 // Contract: one executor (single-threaded). start() once; stop() closes the listener and the open
@@ -45,7 +45,7 @@ struct ApiServerOptions {
   std::size_t max_body_bytes = 64 * 1024;
   std::size_t max_header_bytes = 8 * 1024;
   std::chrono::milliseconds read_timeout{10'000};  // per request, and per reply write
-  std::size_t max_connections = 16;
+  std::size_t max_connections = 64;
 };
 
 class ApiServer final : public PodSource {
