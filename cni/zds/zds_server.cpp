@@ -177,7 +177,6 @@ awaitable<Exchange> exchange(State& st, Connection& c, const std::string& bytes,
 
 // Idle probe (step 3), without waiting: ok while the connection is healthy. EOF or an error ends it; data
 // is only legitimate as the late ack of a timed-out request (discarded), anything else is a protocol error.
-// (receive(0 ms) rather than peer_closed(): peer_closed() cannot tell "data waiting" from "nothing waiting".)
 awaitable<Result<void>> probe_idle(Connection& c) {
   for (;;) {
     auto packet = co_await c.socket.receive(milliseconds(0));

@@ -159,16 +159,6 @@ asio::awaitable<Result<void>> SeqPacketSocket::send(std::string_view bytes, std:
   }
 }
 
-Result<bool> SeqPacketSocket::peer_closed() {
-  char b;
-  const ssize_t n = ::recv(sd_.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n == 0) return true;
-  if (n > 0) return false;
-  if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
-  if (errno == ECONNRESET) return true;
-  return errno_error(ErrorKind::Io, "zds socket: recv(MSG_PEEK)");
-}
-
 void SeqPacketSocket::close() {
   boost::system::error_code ec;
   sd_.close(ec);

@@ -43,9 +43,6 @@ class SeqPacketSocket {
   boost::asio::awaitable<Result<Packet>> receive(std::chrono::milliseconds timeout);
   // Sends one packet; `fds` travel as SCM_RIGHTS (the caller keeps ownership). Closed on EPIPE.
   boost::asio::awaitable<Result<void>> send(std::string_view bytes, std::vector<int> fds = {});
-  // Polls without consuming: true if the peer closed (EOF pending), false if nothing is waiting.
-  // Data waiting counts as "not closed" (the caller decides whether that is a protocol error).
-  Result<bool> peer_closed();
 
   int native_handle() { return sd_.native_handle(); }
   bool is_open() const { return sd_.is_open(); }

@@ -229,7 +229,11 @@ TEST_SUITE("cni/agent/e2e") {
 
     // 6. The agent on node 1 restarted: rules intact, pods known again from its store, ztunnel keeps its proxies.
     const std::string enrolled_state = netns_state(client_a->get());
+    const std::string enrolled_b = netns_state(client_b->get());
     CHECK(node1.agent->stop() == 0);
+    // While the agent is down, client-b's capture rules drift; the restarted agent repairs them.
+    CHECK(run_command({"ip", "netns", "exec", network.pod("client-b").name(), "iptables", "-t", "nat", "-F", "ISTIO_OUTPUT"}) == 0);
+    CHECK(netns_state(client_b->get()) != enrolled_b);
     CHECK(long_lived.round_trip("agent down") == std::optional<std::string>("agent down"));
     CHECK(echo_once(client_a->get(), "10.80.2.1", 8080, "agent down, ztunnel up"));
     node1.start_agent();
@@ -237,12 +241,18 @@ TEST_SUITE("cni/agent/e2e") {
     CHECK(node1.agent->text().find("agent: 2 pods from") != std::string::npos);
     CHECK(wait_until([&] { return count(node1.ztunnel->text(), "zds: connected") >= 2; }, 10s));
     CHECK(netns_state(client_a->get()) == enrolled_state);
+    CHECK(netns_state(client_b->get()) == enrolled_b);
+    CHECK(node1.agent->text().find("pod uid-b: rules drifted") != std::string::npos);
     CHECK(node1.ztunnel->count("replacing its proxy") == 0);
     CHECK(node1.ztunnel->count("not in the node agent's snapshot") == 0);
     CHECK(echo_once(client_a->get(), "10.80.2.1", 8080, "after the agent restart"));
 
-    // 7. Unenrolled: the netns is exactly as before, new connections are plain again, the old one still works.
+    // 7. Unenrolled: the pod's proxy is drained at once (a tunnelled connection is closed), the netns is exactly
+    //    as before, new connections are plain again, the one from before enrollment still works.
+    NetnsClient tunnelled(client_a->get(), "10.80.2.1", 8080, 2s);
+    REQUIRE(tunnelled.round_trip("tunnelled") == std::optional<std::string>("tunnelled"));
     REQUIRE(node1.unenroll("uid-a") == 0);
+    CHECK_FALSE(tunnelled.round_trip("after unenroll").has_value());
     CHECK(node1.ztunnel->wait_for("inpod: pod uid-a removed", 5s));
     CHECK(netns_state(client_a->get()) == before);
     const auto plain_from_a = inbound_lines(*node2.ztunnel, "10.80.1.1", "");
