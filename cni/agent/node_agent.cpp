@@ -156,8 +156,10 @@ asio::awaitable<Result<void>> NodeAgent::add_locked(PodSpec spec, PodSourceKind 
     if (!(known->netns_id == opened->second)) spdlog::info("agent: pod {}: new network namespace (sandbox re-created)", uid);
   }
   // 1. Rules inside the pod's netns: traffic is captured (and held if no ztunnel serves it: fail closed).
+  const auto started = std::chrono::steady_clock::now();
   if (auto r = co_await run_rules(opened->first.get(), rules_for(spec), true); !r)
     co_return errorf(r.error().kind, "pod {}: installing the in-pod rules: {}", uid, r.error().context);
+  const auto rules_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   // 2. Recorded as pending before ztunnel hears of it: a restart from here on finds and finishes it.
   PodRecord record;
   if (const PodRecord* known = store_.get(uid)) record = *known;
@@ -170,7 +172,12 @@ asio::awaitable<Result<void>> NodeAgent::add_locked(PodSpec spec, PodSourceKind 
   if (auto r = store_.upsert(record); !r) co_return r;
   netns_[uid] = std::move(opened->first);
   // 3. The newest ztunnel takes the pod.
-  co_return co_await send_to_ztunnel(uid);
+  const auto sent = std::chrono::steady_clock::now();
+  auto r = co_await send_to_ztunnel(uid);
+  if (r)
+    spdlog::info("agent: pod {} timing: rules {:.1f} ms, ztunnel {:.1f} ms", uid, rules_ms,
+                 std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - sent).count());
+  co_return r;
 }
 
 asio::awaitable<Result<void>> NodeAgent::send_to_ztunnel(std::string uid) {

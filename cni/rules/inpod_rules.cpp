@@ -211,12 +211,13 @@ Result<void> InpodRules::install(int netns_fd, const RuleOptions& o) {
     auto live = observe(netns_fd, o);
     if (!live) return std::move(live).error();
     if (*live == *expected) return ok();
+    // A part with nothing of ours in it (a pod enrolled for the first time) needs no removal first.
     if (live->filter != expected->filter) {
-      AMBIENT_TRY(remove_filter(netns_fd, o));
+      if (!live->filter.empty()) AMBIENT_TRY(remove_filter(netns_fd, o));
       AMBIENT_TRY(apply_filter(netns_fd, o));
     }
     if (live->routing != expected->routing) {
-      AMBIENT_TRY(remove_routing(netns_fd, o));
+      if (!live->routing.empty()) AMBIENT_TRY(remove_routing(netns_fd, o));
       AMBIENT_TRY(add_routing(netns_fd, o));
     }
     auto after = observe(netns_fd, o);

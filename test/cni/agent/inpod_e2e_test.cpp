@@ -57,6 +57,15 @@ workloads:
   serviceAccount: plain
   workloadIps: ["10.80.2.2"]
   node: node2
+policies:
+# The demo namespace requires mTLS except on port 8080: any authenticated peer, or anyone to 8080.
+- name: mtls-except-8080
+  namespace: demo
+  scope: Namespace
+  action: Allow
+  rules:
+  - - - principals: [{Presence: {}}]
+  - - - destinationPorts: [8080]
 )";
 
 std::string make_dir() {
@@ -169,8 +178,9 @@ TEST_SUITE("cni/agent/e2e") {
 
     // The apps: echo servers in the server pod and in the never-enrolled pod.
     NetnsEchoServer server_app(server->get(), "10.80.2.1", 8080);
+    NetnsEchoServer server_mtls_app(server->get(), "10.80.2.1", 8081);  // policy: mTLS only
     NetnsEchoServer plain_app(plain->get(), "10.80.2.2", 8080);
-    REQUIRE((server_app.ok() && plain_app.ok()));
+    REQUIRE((server_app.ok() && server_mtls_app.ok() && plain_app.ok()));
 
     // 1. The server pod joins the mesh on node 2 (CLI). Plain clients still reach it, through 15006.
     REQUIRE(node2.enroll("uid-server", "server", "demo", "server", network.pod("server").path(), "10.80.2.1") == 0);
@@ -200,6 +210,10 @@ TEST_SUITE("cni/agent/e2e") {
     const auto plain_in = inbound_lines(*node2.ztunnel, "10.80.2.2", "");
     CHECK(echo_once(plain->get(), "10.80.2.1", 8080, "from a pod outside the mesh"));
     CHECK(wait_until([&] { return inbound_lines(*node2.ztunnel, "10.80.2.2", "") > plain_in; }, 5s));
+    // ... unless policy requires mTLS: port 8081 refuses the plaintext caller and serves the enrolled one.
+    CHECK_FALSE(echo_once(plain->get(), "10.80.2.1", 8081, "plaintext to an mTLS-only port", 2s));
+    CHECK(node2.ztunnel->wait_for("policy rejection", 5s));
+    CHECK(echo_once(client_a->get(), "10.80.2.1", 8081, "mTLS to an mTLS-only port"));
 
     // 4. The CNI plugin path: client-b enrolled by the plugin's ADD (chained, prevResult passed through).
     const std::string prev = R"({"cniVersion":"1.0.0","interfaces":[{"name":"eth0"}],"ips":[{"address":"10.80.1.2/16","interface":0}]})";
