@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cni/api/cmdadd.h"
+#include "common/admin/http_io.h"
 #include "cni/api/files.h"
 #include "cni/api/json_fields.h"
 #include "cni/api/pod_json.h"
@@ -178,32 +179,6 @@ BeastResponse to_beast(Reply&& reply, unsigned version, bool keep_alive) {
   return out;
 }
 
-// The status to answer a failed read with, or 0 when there is nobody to answer (EOF, reset, timeout,
-// cancelled by stop()).
-int status_for_read_error(const error_code& ec) {
-  if (ec.category() != http::make_error_code(http::error::end_of_stream).category()) return 0;
-  if (ec == http::error::end_of_stream || ec == http::error::partial_message) return 0;
-  if (ec == http::error::header_limit || ec == http::error::buffer_overflow) return 431;
-  if (ec == http::error::body_limit) return 413;
-  return 400;
-}
-
-// Our FIN first, then drain what the client still sends (bounded), then close: closing a unix socket
-// with unread bytes makes the peer's read fail with ECONNRESET, possibly before it reads the reply.
-awaitable<void> linger_close(UnixStream& stream) {
-  error_code ec;
-  stream.socket().shutdown(unix_socket::socket::shutdown_send, ec);
-  stream.expires_after(kLingerTime);
-  std::array<char, 4096> sink;
-  std::size_t drained = 0;
-  while (!ec && drained < kLingerMaxBytes) {
-    auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), kUseTuple);
-    ec = rec;
-    drained += n;
-  }
-  stream.close();
-}
-
 awaitable<void> serve_connection(std::shared_ptr<ApiServer::State> st, unix_socket::socket socket) {
   UnixStream stream(std::move(socket));
   st->conns.insert(&stream);
@@ -213,30 +188,20 @@ awaitable<void> serve_connection(std::shared_ptr<ApiServer::State> st, unix_sock
     ~Unregister() { st->conns.erase(s); }
   } unregister{st.get(), &stream};
 
-  const auto header_limit = static_cast<std::uint32_t>(
-      std::min<std::size_t>(st->opts.max_header_bytes, std::numeric_limits<std::uint32_t>::max()));
   beast::flat_buffer buffer;  // survives between requests: holds pipelined bytes
+  const admin::HttpReadLimits limits{st->opts.max_header_bytes, st->opts.max_body_bytes, st->opts.read_timeout};
   while (!st->stopped) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(header_limit);
-    parser.body_limit(static_cast<std::uint64_t>(st->opts.max_body_bytes));
-    stream.expires_after(st->opts.read_timeout);
-    auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUseTuple);
-    if (ec) {
-      const int status = status_for_read_error(ec);
-      if (status == 0) co_return;  // the socket closes with `stream`
-      const std::string reason =
-          status == 431   ? fmt::format("request header fields larger than {} bytes", st->opts.max_header_bytes)
-          : status == 413 ? fmt::format("request body larger than {} bytes", st->opts.max_body_bytes)
-                          : fmt::format("bad HTTP request: {}", ec.message());
-      spdlog::debug("cni api: answering {}: {}", status, reason);
-      BeastResponse res = to_beast(error_reply(status, reason), 11, false);
+    admin::HttpRead read = co_await admin::read_request(stream, buffer, limits);
+    if (!read.request) {
+      if (read.status == 0) co_return;  // the socket closes with `stream`
+      spdlog::debug("cni api: answering {}: {}", read.status, read.reason);
+      BeastResponse res = to_beast(error_reply(read.status, read.reason), 11, false);
       stream.expires_after(st->opts.read_timeout);
       auto [wec, wn] = co_await http::async_write(stream, res, kUseTuple);
-      if (!wec) co_await linger_close(stream);
+      if (!wec) co_await admin::linger_close(stream, kLingerTime, kLingerMaxBytes);
       co_return;
     }
-    BeastRequest req = parser.release();
+    BeastRequest req = std::move(*read.request);
     const unsigned version = req.version();
     const bool keep_alive = req.keep_alive();
     stream.expires_never();  // the handler may wait (add_pod); the plugin bounds it from its side

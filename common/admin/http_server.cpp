@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/admin/http_io.h"
 #include "common/net/tcp_stream.h"
 
 namespace ambient::admin {
@@ -121,32 +122,6 @@ Response dispatch(const HttpServer::State& st, const Request& req) {
   }
 }
 
-// The status to answer a failed read with, or 0 when there is nobody to answer (EOF, reset, timeout,
-// cancelled by stop()).
-int status_for_read_error(const error_code& ec) {
-  if (ec.category() != http::make_error_code(http::error::end_of_stream).category()) return 0;
-  if (ec == http::error::end_of_stream || ec == http::error::partial_message) return 0;
-  if (ec == http::error::header_limit || ec == http::error::buffer_overflow) return 431;
-  if (ec == http::error::body_limit) return 413;
-  return 400;
-}
-
-// Our FIN first, then drain what the client still sends (bounded), then close: closing with unread
-// bytes would send a RST that can destroy the response before the client reads it.
-asio::awaitable<void> linger_close(beast::tcp_stream& stream) {
-  error_code ec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-  stream.expires_after(kLingerTime);
-  std::array<char, 4096> sink;
-  std::size_t drained = 0;
-  while (!ec && drained < kLingerMaxBytes) {
-    auto [rec, n] = co_await stream.async_read_some(asio::buffer(sink), kUseTuple);
-    ec = rec;
-    drained += n;
-  }
-  stream.close();
-}
-
 asio::awaitable<void> reply_error_and_close(beast::tcp_stream& stream, int status, std::string reason,
                                             std::chrono::milliseconds timeout) {
   BeastResponse res = to_beast(Response::text(status, std::move(reason)), 11, false);
@@ -156,7 +131,7 @@ asio::awaitable<void> reply_error_and_close(beast::tcp_stream& stream, int statu
     stream.close();
     co_return;
   }
-  co_await linger_close(stream);
+  co_await linger_close(stream, kLingerTime, kLingerMaxBytes);
 }
 
 asio::awaitable<void> serve_connection(std::shared_ptr<HttpServer::State> st, tcp::socket socket) {
@@ -168,28 +143,19 @@ asio::awaitable<void> serve_connection(std::shared_ptr<HttpServer::State> st, tc
     ~Unregister() { st->conns.erase(s); }
   } unregister{st.get(), &stream};
 
-  const auto header_limit = static_cast<std::uint32_t>(
-      std::min<std::size_t>(st->opts.max_header_bytes, std::numeric_limits<std::uint32_t>::max()));
   beast::flat_buffer buffer;  // survives between requests: holds pipelined bytes
+  const HttpReadLimits limits{st->opts.max_header_bytes, st->opts.max_body_bytes, st->opts.read_timeout};
   while (!st->stopped) {
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(header_limit);
-    parser.body_limit(static_cast<std::uint64_t>(st->opts.max_body_bytes));
-    stream.expires_after(st->opts.read_timeout);
-    auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUseTuple);
-    if (ec) {
-      const int status = status_for_read_error(ec);
-      if (status == 0) co_return;  // the socket closes with `stream`
-      std::string reason = status == 431   ? fmt::format("request header fields larger than {} bytes\n", st->opts.max_header_bytes)
-                           : status == 413 ? fmt::format("request body larger than {} bytes\n", st->opts.max_body_bytes)
-                                           : fmt::format("bad request: {}\n", ec.message());
+    HttpRead read = co_await read_request(stream, buffer, limits);
+    if (!read.request) {
+      if (read.status == 0) co_return;  // the socket closes with `stream`
       error_code peer_ec;
       const auto peer = stream.socket().remote_endpoint(peer_ec);
-      spdlog::debug("{} server: answering {} to {}: {}", st->opts.name, status, peer.address().to_string(), reason);
-      co_await reply_error_and_close(stream, status, std::move(reason), st->opts.read_timeout);
+      spdlog::debug("{} server: answering {} to {}: {}", st->opts.name, read.status, peer.address().to_string(), read.reason);
+      co_await reply_error_and_close(stream, read.status, read.reason + "\n", st->opts.read_timeout);
       co_return;
     }
-    BeastRequest breq = parser.release();
+    BeastRequest breq = std::move(*read.request);
     const unsigned version = breq.version();
     const bool keep_alive = breq.keep_alive();
     const Request req = to_request(std::move(breq));

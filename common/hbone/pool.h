@@ -75,6 +75,17 @@ struct PoolStats {
   std::uint64_t idle_released = 0;       // connections shut down after unused_release_timeout
   std::size_t connections = 0;           // gauge: pooled connections (Ready, not draining, alive)
   std::size_t draining = 0;              // gauge: out of the pool, streams still finishing
+
+  PoolStats& operator+=(const PoolStats& o) {  // sums of several pools (workers, pods)
+    connects_attempted += o.connects_attempted;
+    connects_failed += o.connects_failed;
+    streams_opened += o.streams_opened;
+    streams_reused += o.streams_reused;
+    idle_released += o.idle_released;
+    connections += o.connections;
+    draining += o.draining;
+    return *this;
+  }
 };
 
 // Opens one HBONE connection for `key`: production passes a lambda that calls hbone::dial() with the SSL_CTX

@@ -465,26 +465,10 @@ hbone::PoolStats App::pool_stats() {
     auto f = p.get_future();
     asio::post(w->io, [&p, worker = w.get()] {
       hbone::PoolStats sum;
-      worker->for_each_proxy([&](Proxy& proxy) {
-        const auto s = proxy.pool_stats();
-        sum.connects_attempted += s.connects_attempted;
-        sum.connects_failed += s.connects_failed;
-        sum.streams_opened += s.streams_opened;
-        sum.streams_reused += s.streams_reused;
-        sum.idle_released += s.idle_released;
-        sum.connections += s.connections;
-        sum.draining += s.draining;
-      });
+      worker->for_each_proxy([&](Proxy& proxy) { sum += proxy.pool_stats(); });
       p.set_value(sum);
     });
-    auto s = f.get();
-    total.connects_attempted += s.connects_attempted;
-    total.connects_failed += s.connects_failed;
-    total.streams_opened += s.streams_opened;
-    total.streams_reused += s.streams_reused;
-    total.idle_released += s.idle_released;
-    total.connections += s.connections;
-    total.draining += s.draining;
+    total += f.get();
   }
   return total;
 }

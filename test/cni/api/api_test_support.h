@@ -2,6 +2,7 @@
 // Test helpers for the cni/api suites: a temporary directory, a PodEvents that records its calls,
 // an ApiServer running on its own thread (ApiClient and the plugin binary block the calling thread),
 // and a plugin runner (posix_spawn with env, stdin, captured stdout/stderr).
+#include "test/support/temp_dir.h"
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -41,27 +42,7 @@
 
 namespace ambient::cni::test_support {
 
-// A fresh directory under /tmp, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = "/tmp/ambient-cni-api-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(std::string_view name) const { return path_ + "/" + std::string(name); }
-
- private:
-  std::string path_;
-};
+using TempDir = ambient::test::TempDir;  // test/support/temp_dir.h
 
 inline PodSpec sample_spec(std::string uid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0") {
   PodSpec spec;

@@ -1,6 +1,7 @@
 #pragma once
 // Test helpers for TLS tests: unwrap Results, mint odd certificates that CertificateAuthority never issues
 // (wrong EKU, hand-made intermediates), and a temporary directory for PEM files.
+#include "test/support/temp_dir.h"
 #include <doctest/doctest.h>
 
 #include <stdlib.h>
@@ -74,33 +75,6 @@ inline X509Chain chain_of(const bssl::UniquePtr<X509>& cert) {
   return out;
 }
 
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = getenv("TMPDIR");
-    std::string templ = std::string(base && *base ? base : "/tmp") + "/ambient-tls-XXXXXX";
-    REQUIRE(mkdtemp(templ.data()) != nullptr);
-    path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  std::string write(const std::string& name, const std::string& content) const {
-    std::ofstream out(file(name), std::ios::binary);
-    out << content;
-    REQUIRE(out.good());
-    return file(name);
-  }
-
- private:
-  std::string path_;
-};
+using TempDir = ambient::test::TempDir;  // test/support/temp_dir.h
 
 }  // namespace ambient::tls::testing

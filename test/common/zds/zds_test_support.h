@@ -1,6 +1,7 @@
 #pragma once
 // Helpers shared by the ZDS tests (test/common/zds, test/cni/zds): a scratch directory, files with distinct
 // identities to stand in for netns fds, and (st_dev, st_ino) comparison, the identity ztunnel uses.
+#include "test/support/temp_dir.h"
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -16,27 +17,7 @@
 
 namespace ambient::test {
 
-// A fresh directory under /tmp, removed with everything in it on destruction.
-class ScratchDir {
- public:
-  ScratchDir() {
-    char tmpl[] = "/tmp/ambient-zds-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using ScratchDir = TempDir;  // test/support/temp_dir.h
 
 // Creates (or truncates) a regular file and returns an open fd on it: a stand-in netns with its own inode.
 inline net::UniqueFd open_scratch_file(const std::string& path) {
