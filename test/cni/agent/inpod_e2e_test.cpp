@@ -44,6 +44,13 @@ workloads:
   workloadIps: ["10.80.1.2"]
   protocol: HBONE
   node: node1
+- uid: Kubernetes//Pod/demo/late
+  name: late
+  namespace: demo
+  serviceAccount: late
+  workloadIps: ["10.80.1.3"]
+  protocol: HBONE
+  node: node1
 - uid: Kubernetes//Pod/demo/server
   name: server
   namespace: demo
@@ -155,11 +162,12 @@ TEST_SUITE("cni/agent/e2e") {
     REQUIRE(network.ok());
     REQUIRE(network.add_pod("client-a", "10.80.1.1"));
     REQUIRE(network.add_pod("client-b", "10.80.1.2"));
+    REQUIRE(network.add_pod("late", "10.80.1.3"));
     REQUIRE(network.add_pod("server", "10.80.2.1"));
     REQUIRE(network.add_pod("plain", "10.80.2.2"));
     auto ns = [&](const std::string& pod) { return net::open_netns(network.pod(pod).path()); };
-    auto client_a = ns("client-a"), client_b = ns("client-b"), server = ns("server"), plain = ns("plain");
-    REQUIRE((client_a && client_b && server && plain));
+    auto client_a = ns("client-a"), client_b = ns("client-b"), late = ns("late"), server = ns("server"), plain = ns("plain");
+    REQUIRE((client_a && client_b && late && server && plain));
 
     const std::string dir = make_dir();
     REQUIRE(run_command({binary_dir() + "/ztunnel/hbone-demo", "ca", "--out", dir + "/cacerts"}) == 0);
@@ -234,7 +242,16 @@ TEST_SUITE("cni/agent/e2e") {
     //    agent's snapshot back and traffic flows again.
     node1.ztunnel->stop(SIGKILL);
     CHECK_FALSE(echo_once(client_a->get(), "10.80.2.1", 8080, "no ztunnel", 2s));
+    //    A pod enrolled meanwhile: its rules go in, no ztunnel takes it, so the enroll fails ("partial add") and
+    //    the pod stays pending, its traffic held; the restarted ztunnel gets it with the others.
+    CHECK(echo_once(late->get(), "10.80.2.1", 8080, "late, before enrollment"));
+    CHECK(node1.enroll("uid-late", "late", "demo", "late", network.pod("late").path(), "10.80.1.3") != 0);
+    CHECK(node1.agent->wait_for("pod uid-late (demo/late) is pending", 5s));
+    CHECK_FALSE(echo_once(late->get(), "10.80.2.1", 8080, "late, pending", 2s));
     node1.start_ztunnel(dir + "/mesh.yaml", dir + "/cacerts");
+    CHECK(node1.ztunnel->wait_for("inpod: pod uid-late (demo/late) enrolled", 10s));
+    CHECK(echo_once(late->get(), "10.80.2.1", 8080, "late, enrolled"));
+    CHECK(wait_until([&] { return inbound_lines(*node2.ztunnel, "10.80.1.3", "spiffe://cluster.local/ns/demo/sa/late") >= 1; }, 5s));
     CHECK(node1.ztunnel->wait_for("inpod: pod uid-a (demo/client-a) enrolled", 10s));
     CHECK(node1.ztunnel->wait_for("inpod: pod uid-b (demo/client-b) enrolled", 10s));
     const auto identity_lines = inbound_lines(*node2.ztunnel, "10.80.1.1", identity_a);
@@ -252,7 +269,7 @@ TEST_SUITE("cni/agent/e2e") {
     CHECK(echo_once(client_a->get(), "10.80.2.1", 8080, "agent down, ztunnel up"));
     node1.start_agent();
     REQUIRE_MESSAGE(node1.agent->wait_for("cni-agent ready", 10s), node1.agent->text());
-    CHECK(node1.agent->text().find("agent: 2 pods from") != std::string::npos);
+    CHECK(node1.agent->text().find("agent: 3 pods from") != std::string::npos);
     CHECK(wait_until([&] { return count(node1.ztunnel->text(), "zds: connected") >= 2; }, 10s));
     CHECK(netns_state(client_a->get()) == enrolled_state);
     CHECK(netns_state(client_b->get()) == enrolled_b);
