@@ -48,7 +48,7 @@ Result<json::value> parse_json(std::string_view text, std::string_view what) {
 std::string describe_json(const json::value& v) {
   std::string text = json::serialize(v);
   constexpr std::size_t kMax = 60;
-  if (text.size() > kMax) text = text.substr(0, kMax) + "...";
+  if (text.size() > kMax) text = std::string(utf8_prefix(text, kMax)) + "...";
   switch (v.kind()) {
     case json::kind::null: return "null";
     case json::kind::bool_: return "boolean " + text;
@@ -60,6 +60,13 @@ std::string describe_json(const json::value& v) {
     case json::kind::object: return "object " + text;
   }
   return text;
+}
+
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  std::size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // a continuation byte
+  return text.substr(0, cut);
 }
 
 Result<JsonObjectReader> JsonObjectReader::open(const json::value& v, std::string path) {

@@ -3,6 +3,7 @@
 // offset; a field error gives the path of the field ("pods[2].spec.uid: expected a string, got 42").
 // Used by the API's request bodies, the store's file and the CNI plugin's network configuration.
 // Nothing here throws (Boost.JSON's error_code overloads only).
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -22,6 +23,10 @@ Result<boost::json::value> parse_json(std::string_view text, std::string_view wh
 
 // "expected a string, got number 42": the kind of a value for error texts (short; values are cut).
 std::string describe_json(const boost::json::value& v);
+
+// The longest prefix of `text` of at most `max_bytes` that does not end inside a UTF-8 sequence: how
+// values are cut into error texts, which go back inside JSON replies (API, CNI) and must stay UTF-8.
+std::string_view utf8_prefix(std::string_view text, std::size_t max_bytes);
 
 // Typed, path-aware access to the fields of one JSON object. Borrows the object: it must outlive the
 // reader. Absent and null fields are the same ("missing" when required, nullopt/default otherwise).

@@ -5,6 +5,8 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "cni/api/json_fields.h"
+
 namespace ambient::cni {
 
 namespace {
@@ -15,7 +17,7 @@ bool is_lower_alnum(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= '0
 std::string shown(std::string_view s) {
   constexpr std::size_t kMax = 80;
   if (s.size() <= kMax) return std::string(s);
-  return fmt::format("{}... ({} bytes)", s.substr(0, kMax), s.size());
+  return fmt::format("{}... ({} bytes)", utf8_prefix(s, kMax), s.size());
 }
 
 }  // namespace

@@ -52,7 +52,7 @@ Result<NetworkConfig> parse_network_config(std::string_view text) {
   if (!is_supported_version(*version)) {
     return cni_error(kCniIncompatibleVersion,
                      fmt::format("cniVersion {} is not supported (supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0)",
-                                 version->substr(0, 40)));
+                                 utf8_prefix(*version, 40)));
   }
   config.cni_version = std::move(*version);
 
