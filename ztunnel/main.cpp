@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/base/log.h"
+#include "common/telemetry/protobuf_log.h"
 #include "ztunnel/app/app.h"
 
 int main(int argc, char** argv) {
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ztunnel: %s\n", r.error().message().c_str());
     return 2;
   }
+  telemetry::route_protobuf_logs();  // a peer's bad strings must not flood stderr
   // Like ztunnel: use every fd the hard limit allows (one per connection end).
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {

@@ -12,6 +12,7 @@
 #include "cni/agent/node_agent.h"
 #include "cni/api/api_server.h"
 #include "common/base/log.h"
+#include "common/telemetry/protobuf_log.h"
 
 int main(int argc, char** argv) {
   using namespace ambient;
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cni-agent: %s\n", r.error().message().c_str());
     return 2;
   }
+  telemetry::route_protobuf_logs();  // a peer's bad strings must not flood stderr
   boost::asio::io_context io(1);
   NodeAgent agent(io.get_executor(), config->agent);
   std::vector<PodSourcePtr> sources;

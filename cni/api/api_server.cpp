@@ -130,7 +130,7 @@ awaitable<Reply> handle_unenroll(PodEvents& events, std::string body) {
   auto uid = reader->required_string("uid");
   if (!uid) co_return error_reply(400, "bad /unenroll body: " + uid.error().context);
   if (!is_valid_uid(*uid)) {
-    co_return error_reply(400, fmt::format("bad /unenroll body: uid: '{}' is not a pod uid", uid->substr(0, 80)));
+    co_return error_reply(400, fmt::format("bad /unenroll body: uid: '{}' is not a pod uid", utf8_prefix(*uid, 80)));
   }
   spdlog::info("cni api: unenroll pod {}", *uid);
   const Result<void> r = co_await events.remove_pod(*uid);
@@ -154,7 +154,7 @@ awaitable<Reply> dispatch(std::shared_ptr<ApiServer::State> st, http::verb metho
   for (const Route& r : kRoutes) {
     if (r.path == path) route = &r;
   }
-  if (route == nullptr) co_return error_reply(404, fmt::format("no such path: {}", path.substr(0, 200)));
+  if (route == nullptr) co_return error_reply(404, fmt::format("no such path: {}", utf8_prefix(path, 200)));
   if (route->method != method) {
     const std::string allowed(std::string_view(http::to_string(route->method)));
     Reply r = error_reply(405, fmt::format("{} takes {} only", route->path, allowed));

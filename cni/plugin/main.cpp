@@ -30,6 +30,7 @@
 
 #include "cni/api/api_client.h"
 #include "cni/api/cmdadd.h"
+#include "cni/api/json_fields.h"
 #include "cni/plugin/cni_protocol.h"
 #include "common/base/log.h"
 
@@ -169,5 +170,5 @@ int main() {
   return fail(peek_cni_version(stdin_text), kCniInvalidEnvironment,
               command.empty() ? std::string("CNI_COMMAND is not set")
                               : fmt::format("CNI_COMMAND '{}' is not one of ADD, DEL, CHECK, VERSION, STATUS, GC",
-                                            command.substr(0, 40)));
+                                            utf8_prefix(command, 40)));
 }

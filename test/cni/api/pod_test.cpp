@@ -210,3 +210,19 @@ TEST_SUITE("cni/api/cmdadd") {
     }
   }
 }
+
+TEST_SUITE("cni/api/utf8_prefix") {
+  TEST_CASE("cuts at a character boundary, never inside one (error texts stay valid UTF-8 and JSON)") {
+    using ambient::cni::utf8_prefix;
+    CHECK(utf8_prefix("hello", 10) == "hello");
+    CHECK(utf8_prefix("hello", 3) == "hel");
+    const std::string two = "ab\xc4\xac";          // "abĬ": a 2-byte character at bytes 2-3
+    CHECK(utf8_prefix(two, 3) == "ab");            // not "ab\xc4"
+    CHECK(utf8_prefix(two, 4) == two);
+    const std::string four = "\xf0\x9f\x98\x80x";  // U+1F600 then 'x'
+    CHECK(utf8_prefix(four, 1).empty());
+    CHECK(utf8_prefix(four, 3).empty());
+    CHECK(utf8_prefix(four, 4) == "\xf0\x9f\x98\x80");
+    CHECK(utf8_prefix("", 5).empty());
+  }
+}
