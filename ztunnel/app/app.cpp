@@ -293,14 +293,14 @@ Result<void> App::start() {
   if (shared) {
     // Ready once the node agent's snapshot is applied with no pod pending; not ready while that is not so.
     inpod_task_ = readiness_.register_task("workload proxy manager");
-    inpod_ = std::make_unique<WorkloadProxyManager>(control_.get_executor(), config_.trust_domain, static_cast<PodProxyHost&>(*this), [this](bool ready) {
-      if (ready && inpod_task_) {
-        readiness_.mark_ready(*inpod_task_);
-        inpod_task_.reset();
-      } else if (!ready && !inpod_task_) {
-        inpod_task_ = readiness_.register_task("workload proxy manager");
-      }
-    });
+    inpod_ = std::make_unique<WorkloadProxyManager>(
+        control_.get_executor(), config_.trust_domain, static_cast<PodProxyHost&>(*this), [this](bool ready, const std::string& why_not) {
+          // One pending readiness task while not ready, named with the reason (it changes as pods come and go).
+          auto next = ready ? std::optional<admin::Readiness::Token>()
+                            : std::optional(readiness_.register_task("workload proxy manager: " + why_not));
+          if (inpod_task_) readiness_.mark_ready(*inpod_task_);
+          inpod_task_ = next;
+        });
     ZdsClientOptions zo;
     zo.path = config_.inpod_uds;
     zds_ = std::make_unique<ZdsClient>(control_.get_executor(), std::move(zo), *inpod_);

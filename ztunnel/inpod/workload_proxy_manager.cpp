@@ -11,7 +11,7 @@ namespace ambient::ztunnel {
 namespace asio = boost::asio;
 
 WorkloadProxyManager::WorkloadProxyManager(asio::any_io_executor ex, std::string trust_domain, PodProxyHost& host,
-                                           std::function<void(bool)> on_ready, std::chrono::milliseconds retry_interval)
+                                           std::function<void(bool, const std::string&)> on_ready, std::chrono::milliseconds retry_interval)
     : ex_(ex), trust_domain_(std::move(trust_domain)), host_(host), on_ready_(std::move(on_ready)),
       retry_interval_(retry_interval), retry_timer_(ex) {}
 
@@ -110,9 +110,20 @@ void WorkloadProxyManager::connection_changed(bool connected, bool snapshot_done
 
 void WorkloadProxyManager::update_ready() {
   const bool ready = snapshot_done_ && pending() == 0;
-  if (ready == ready_) return;
+  std::string why_not;
+  if (!snapshot_done_) why_not = "no node agent snapshot yet";
+  for (const auto& [uid, p] : pods_) {
+    if (p.running) continue;
+    why_not += fmt::format("{}pod {} ({}/{}) pending", why_not.empty() ? "" : ", ", uid, p.spec.info.ns, p.spec.info.name);
+    if (why_not.size() > 512) {  // readiness stays readable with many pods pending
+      why_not += ", ...";
+      break;
+    }
+  }
+  if (ready == ready_ && why_not == why_not_) return;
   ready_ = ready;
-  if (on_ready_) on_ready_(ready);
+  why_not_ = why_not;
+  if (on_ready_) on_ready_(ready, why_not);
 }
 
 void WorkloadProxyManager::schedule_retry() {

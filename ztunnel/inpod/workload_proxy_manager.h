@@ -10,7 +10,7 @@
 //    kept as pending and retried every retry_interval (5 s) until it starts or the pod is deleted.
 //  - Del, and pods missing from a completed snapshot, drain immediately (the pod is gone).
 // Ready = a connection's snapshot is complete and no pod is pending. Losing the connection makes it not ready;
-// the pod proxies keep running.
+// the pod proxies keep running. Not ready comes with the reason: "no node agent snapshot yet" or the pending pods.
 #include <chrono>
 #include <functional>
 #include <map>
@@ -56,7 +56,7 @@ struct PodState {
 class WorkloadProxyManager final : public PodWorkloads {
  public:
   WorkloadProxyManager(boost::asio::any_io_executor ex, std::string trust_domain, PodProxyHost& host,
-                       std::function<void(bool ready)> on_ready,
+                       std::function<void(bool ready, const std::string& why_not)> on_ready,
                        std::chrono::milliseconds retry_interval = std::chrono::seconds(5));
 
   boost::asio::awaitable<Result<void>> add(std::string uid, zds::WorkloadInfo info, net::UniqueFd netns) override;
@@ -79,7 +79,8 @@ class WorkloadProxyManager final : public PodWorkloads {
   boost::asio::any_io_executor ex_;
   std::string trust_domain_;
   PodProxyHost& host_;
-  std::function<void(bool)> on_ready_;
+  std::function<void(bool, const std::string&)> on_ready_;
+  std::string why_not_;  // the last reason reported with ready == false
   std::chrono::milliseconds retry_interval_;
   std::map<std::string, PodState> pods_;
   boost::asio::steady_timer retry_timer_;

@@ -194,7 +194,7 @@ TEST_SUITE("ztunnel/netns/inpod") {
     r = agent.request(zds::encode_add("uid-3", kPod3), {ns3->get()});
     CHECK(r.value_or("").find("failure to start proxy") != std::string::npos);
     CHECK(wait_for([&] { return !ready(); }, 2s));
-    CHECK(http_get(*ready_ep, "/healthz/ready").find("workload proxy manager") != std::string::npos);
+    CHECK(http_get(*ready_ep, "/healthz/ready").find("pod uid-3 (demo/pod3) pending") != std::string::npos);
     squatter.reset();  // the port is free: the 5 s retry binds it
     CHECK(wait_for(ready, 8s));
     CHECK(ztunnel_listens(ns3->get()));
