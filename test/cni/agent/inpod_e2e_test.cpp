@@ -10,7 +10,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include "cni/rules/command_runner.h"
 #include "cni/rules/iptables_save.h"
