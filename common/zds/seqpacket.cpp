@@ -21,6 +21,28 @@ namespace {
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
+// One non-blocking sendmsg with `fds` as SCM_RIGHTS: 0, or the errno. A plain function on purpose: the control
+// buffer must be a real stack local, because GCC 12 does not honour alignas on a local in a coroutine frame
+// (UBSan caught a misaligned cmsghdr there).
+int send_once(int socket_fd, std::string_view bytes, const std::vector<int>& fds) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!fds.empty()) {
+    std::memset(control, 0, sizeof(control));
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  return ::sendmsg(socket_fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) >= 0 ? 0 : errno;
+}
+
 Result<sockaddr_un> unix_address(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -133,26 +155,11 @@ asio::awaitable<Result<Packet>> SeqPacketSocket::receive(std::chrono::millisecon
 asio::awaitable<Result<void>> SeqPacketSocket::send(std::string_view bytes, std::vector<int> fds) {
   if (bytes.size() > kMaxPacket) co_return errorf(ErrorKind::InvalidArgument, "zds packet of {} bytes exceeds {}", bytes.size(), kMaxPacket);
   if (fds.size() > kMaxFds) co_return errorf(ErrorKind::InvalidArgument, "zds packet with {} fds exceeds {}", fds.size(), kMaxFds);
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
   for (;;) {
-    iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (!fds.empty()) {
-      std::memset(control, 0, sizeof(control));
-      msg.msg_control = control;
-      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    const ssize_t n = ::sendmsg(sd_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) co_return ok();
-    if (errno == EPIPE || errno == ECONNRESET) co_return errorf(ErrorKind::Closed, "zds socket: peer closed the connection");
-    if (errno != EAGAIN && errno != EWOULDBLOCK) co_return errno_error(ErrorKind::Io, "zds socket: sendmsg");
+    const int err = send_once(sd_.native_handle(), bytes, fds);
+    if (err == 0) co_return ok();
+    if (err == EPIPE || err == ECONNRESET) co_return errorf(ErrorKind::Closed, "zds socket: peer closed the connection");
+    if (err != EAGAIN && err != EWOULDBLOCK) co_return Error{ErrorKind::Io, fmt::format("zds socket: sendmsg: {}", std::strerror(err)), err};
     auto [ec] = co_await sd_.async_wait(asio::posix::descriptor_base::wait_write, kUseTuple);
     if (ec == asio::error::operation_aborted) co_return errorf(ErrorKind::Cancelled, "zds socket: send cancelled");
     if (ec) co_return Error{ErrorKind::Io, "zds socket: wait: " + ec.message(), ec.value()};
