@@ -93,11 +93,10 @@ ResponseFlags flags_for(const Error& e) {
 
 Proxy::Proxy(asio::io_context& io, const Config& config, ProxyScope scope, std::shared_ptr<const SocketFactory> sockets,
              const telemetry::IstioTcpMetrics& metrics, telemetry::MetricsShard& shard, ProxyCounters& counters)
-    : io_(io), config_(config), scope_(std::move(scope)), sockets_(std::move(sockets)),
-      dial_(std::make_shared<DialContext>(DialContext{sockets_, std::make_shared<CertBundle>(), io.get_executor(),
+    : io_(io), config_(config), scope_(std::move(scope)),
+      dial_(std::make_shared<DialContext>(DialContext{std::move(sockets), std::make_shared<CertBundle>(), io.get_executor(),
                                                       config.connect_timeout, config.h2})),
       metrics_(metrics, shard), counters_(counters), snapshot_(state::Snapshot::empty()),
-      certs_(std::make_shared<CertBundle>()),
       pool_(io.get_executor(), [ctx = dial_](const hbone::PoolKey& key) { return dial(ctx, key); },
             hbone::PoolOptions{config.pool_max_streams_per_connection, config.pool_unused_release_timeout}),
       random_state_(std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32) | 1) {
@@ -122,7 +121,7 @@ Result<void> Proxy::start() {
     // SOCKS5 is a local front: it binds loopback unless the bind address is itself specific.
     auto addr = config_.bind_address;
     if (w.kind == kSocks5 && addr.is_unspecified()) addr = asio::ip::make_address("127.0.0.1");
-    auto acc = sockets_->listen(io_.get_executor(), {addr, w.port}, net::ListenOptions{.reuseport = true, .backlog = 1024});
+    auto acc = dial_->sockets->listen(io_.get_executor(), {addr, w.port}, net::ListenOptions{.reuseport = true, .backlog = 1024});
     if (!acc) return errorf(ErrorKind::Io, "{} listener: {}", kListenerNames[w.kind], acc.error().context);
     bound_.push_back(acc->local_endpoint());
     ports_[w.kind] = bound_.back().port();
@@ -162,10 +161,7 @@ void Proxy::enforce_policies() {
   for (auto& [deny, reason] : denied) (*deny)(std::move(reason));
 }
 
-void Proxy::set_certs(std::shared_ptr<const CertBundle> certs) {
-  dial_->certs = certs;
-  certs_ = std::move(certs);
-}
+void Proxy::set_certs(std::shared_ptr<const CertBundle> certs) { dial_->certs = std::move(certs); }
 
 void Proxy::stop_accepting() {
   accepting_ = false;
@@ -263,7 +259,7 @@ asio::awaitable<Result<net::TcpStream>> Proxy::connect_upstream(const SocketAddr
   // A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d: keep them as the IPv4 address they are.
   std::optional<asio::ip::address> source;
   if (client) source = state::to_asio(state::from_asio(*client));
-  auto made = sockets_->socket(io_.get_executor(), ep.protocol());
+  auto made = dial_->sockets->socket(io_.get_executor(), ep.protocol());
   if (!made) co_return errorf(ErrorKind::Io, "socket for {}: {}", to.to_string(), made.error().context);
   tcp::socket sock = std::move(*made);
   boost::system::error_code ec;
@@ -284,7 +280,7 @@ asio::awaitable<Result<net::TcpStream>> Proxy::connect_upstream(const SocketAddr
                      t ? ec.message() : t.error().context);
       }
       sock.close(ec);
-      auto fresh = sockets_->socket(io_.get_executor(), ep.protocol());
+      auto fresh = dial_->sockets->socket(io_.get_executor(), ep.protocol());
       if (!fresh) co_return errorf(ErrorKind::Io, "socket for {}: {}", to.to_string(), fresh.error().context);
       sock = std::move(*fresh);
     }
@@ -511,7 +507,7 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
   boost::system::error_code ec;
   const tcp::endpoint local_ep = connection.socket().local_endpoint(ec);
   const tcp::endpoint peer_ep = connection.peer();
-  auto certs = certs_;
+  auto certs = dial_->certs;
   const WorkloadCert* cert = certs->find(local_identity_);
   if (cert == nullptr) {
     telemetry::ConnectionRecord rec;

@@ -89,7 +89,7 @@ class Proxy : public std::enable_shared_from_this<Proxy> {
   // What a pool connect needs, shared with the pool's connector so a connect in flight never touches the proxy.
   struct DialContext {
     std::shared_ptr<const SocketFactory> sockets;
-    std::shared_ptr<const CertBundle> certs;  // updated by set_certs
+    std::shared_ptr<const CertBundle> certs;  // the current bundle (set_certs); a connection keeps the one it began with
     boost::asio::any_io_executor executor;
     std::chrono::milliseconds connect_timeout;
     h2::Settings h2;
@@ -122,14 +122,12 @@ class Proxy : public std::enable_shared_from_this<Proxy> {
   boost::asio::io_context& io_;
   const Config& config_;
   ProxyScope scope_;
-  std::shared_ptr<const SocketFactory> sockets_;
-  std::shared_ptr<DialContext> dial_;
+  std::shared_ptr<DialContext> dial_;  // the socket factory and the current certificates, shared with pool connects
   telemetry::TcpMetricsRecorder metrics_;
   ProxyCounters& counters_;
   std::shared_ptr<const state::Snapshot> snapshot_;
   const state::Workload* local_ = nullptr;   // in snapshot_: the workload this proxy serves
   std::string local_identity_;
-  std::shared_ptr<const CertBundle> certs_;
   hbone::Pool pool_;
   std::list<boost::asio::ip::tcp::acceptor> acceptors_;  // stable addresses: accept loops hold references
   std::vector<boost::asio::ip::tcp::endpoint> bound_;
