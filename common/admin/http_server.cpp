@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/admin/http_io.h"
+#include "common/base/ascii.h"
 #include "common/net/tcp_stream.h"
 
 namespace ambient::admin {
@@ -47,12 +48,6 @@ constexpr std::size_t kLingerMaxBytes = 1024 * 1024;      // ... and how much
 
 using BeastRequest = http::request<http::string_body>;
 using BeastResponse = http::response<http::string_body>;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
-  return out;
-}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -85,7 +80,7 @@ Request to_request(BeastRequest&& r) {
   const auto qpos = q.target.find('?');
   q.path = q.target.substr(0, qpos);
   if (qpos != std::string::npos) q.query = q.target.substr(qpos + 1);
-  for (const auto& f : r) q.headers.emplace_back(lower(f.name_string()), std::string(f.value()));
+  for (const auto& f : r) q.headers.emplace_back(ascii_lower(f.name_string()), std::string(f.value()));
   q.body = std::move(r.body());
   return q;
 }
@@ -205,10 +200,7 @@ asio::awaitable<void> accept_loop(std::shared_ptr<HttpServer::State> st) {
 
 std::string_view Request::header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (k.size() == name.size() &&
-        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
-      return v;
-    }
+    if (ascii_iequals(k, name)) return v;  // k is stored lower-case
   }
   return {};
 }

@@ -1,5 +1,7 @@
 #include "common/base/config.h"
 
+#include "common/base/ascii.h"
+
 #include <cctype>
 #include <charconv>
 #include <algorithm>
@@ -9,12 +11,6 @@
 namespace ambient::config {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
@@ -69,7 +65,7 @@ Result<std::uint64_t> parse_size(std::string_view text) {
   std::string_view s = trim(text);
   auto num = take_number(s);
   if (!num) return errorf(ErrorKind::InvalidArgument, "size '{}': expected a number (e.g. 4Mi, 16Ki, 65536)", text);
-  std::string unit = lower(trim(s));
+  std::string unit = ascii_lower(trim(s));
   const auto* u = std::find_if(std::begin(kUnits), std::end(kUnits), [&](auto& k) { return k.unit == unit; });
   if (u == std::end(kUnits))
     return errorf(ErrorKind::InvalidArgument, "size '{}': unknown unit '{}' (use Ki, Mi, Gi, k, M, G)", text, s);
@@ -80,7 +76,7 @@ Result<std::uint64_t> parse_size(std::string_view text) {
 }
 
 Result<bool> parse_bool(std::string_view text) {
-  std::string s = lower(trim(text));
+  std::string s = ascii_lower(trim(text));
   if (s == "true" || s == "1" || s == "yes" || s == "on") return true;
   if (s == "false" || s == "0" || s == "no" || s == "off") return false;
   return errorf(ErrorKind::InvalidArgument, "'{}' is not a boolean (true/false, 1/0, yes/no, on/off)", text);

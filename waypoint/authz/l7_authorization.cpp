@@ -5,15 +5,11 @@
 
 #include <fmt/format.h>
 
+#include "common/base/ascii.h"
+
 namespace ambient::waypoint {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool any_matches(const std::vector<StringPattern>& patterns, std::string_view s) {
   return std::any_of(patterns.begin(), patterns.end(), [&](const StringPattern& p) { return p.matches(s); });
@@ -58,14 +54,14 @@ bool source_holds(const Source& s, const L7Request& r) {
 }
 
 bool host_holds(const std::vector<StringPattern>& yes, const std::vector<StringPattern>& no, std::string_view host) {
-  const std::string full = lower(host);
+  const std::string full = ascii_lower(host);
   std::string bare = full;  // without ":port" (an IPv6 literal keeps its brackets)
   if (const auto colon = bare.rfind(':'); colon != std::string::npos && bare.find(']', colon) == std::string::npos &&
                                           (bare.front() == '[' || bare.find(':') == colon))
     bare.resize(colon);
   auto in = [&](const std::vector<StringPattern>& ps) {
     return std::any_of(ps.begin(), ps.end(), [&](const StringPattern& p) {
-      StringPattern lowered{p.kind, lower(p.value)};
+      StringPattern lowered{p.kind, ascii_lower(p.value)};
       return lowered.matches(full) || lowered.matches(bare);
     });
   };
@@ -170,7 +166,7 @@ Result<Condition> parse_condition(std::string_view key, const std::vector<std::s
   using Key = Condition::Key;
   if (key.starts_with("request.headers[") && key.ends_with("]") && key.size() > 17) {
     c.key = Key::RequestHeader;
-    c.header = lower(key.substr(16, key.size() - 17));
+    c.header = ascii_lower(key.substr(16, key.size() - 17));
   } else if (key == "source.ip" || key == "remote.ip") {
     c.key = Key::SourceIp;
   } else if (key == "destination.ip") {

@@ -7,21 +7,11 @@
 #include <boost/regex.hpp>
 #include <fmt/format.h>
 
+#include "common/base/ascii.h"
+
 namespace ambient::waypoint {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool is_token(std::string_view s) {  // RFC 9110 token: header names and methods
   if (s.empty()) return false;
@@ -85,7 +75,7 @@ struct RouteTable::Compiled {
     if (method && r.method != *method) return false;
     if (!path_holds(r.path)) return false;
     for (const auto& h : headers) {
-      const auto it = std::find_if(r.headers.begin(), r.headers.end(), [&](const auto& kv) { return iequals(kv.first, h.name); });
+      const auto it = std::find_if(r.headers.begin(), r.headers.end(), [&](const auto& kv) { return ascii_iequals(kv.first, h.name); });
       if (it == r.headers.end() || !h.holds(it->second)) return false;
     }
     for (const auto& q : query_params) {
@@ -127,7 +117,7 @@ Result<std::vector<RouteTable::Compiled::Condition>> conditions(const std::strin
     const auto& m = in[i];
     if (header ? !is_token(m.name) : m.name.empty())
       return errorf(ErrorKind::InvalidArgument, "{}.name: '{}' is not a {}", at, m.name, header ? "header name" : "query parameter name");
-    const std::string name = header ? lower(m.name) : m.name;
+    const std::string name = header ? ascii_lower(m.name) : m.name;
     // Gateway API: of entries with equivalent names only the first counts.
     if (std::any_of(out.begin(), out.end(), [&](const auto& c) { return c.name == name; })) continue;
     RouteTable::Compiled::Condition c{m.type, name, m.value, std::nullopt};
