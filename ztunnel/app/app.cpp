@@ -73,7 +73,7 @@ void App::publish(std::shared_ptr<const state::Snapshot> snapshot) {
     });
 }
 
-void App::publish(std::shared_ptr<const CertBundle> certs) {
+void App::publish(std::shared_ptr<const identity::CertBundle> certs) {
   if (identity_task_ && certs->find(local_identity_) != nullptr) {
     readiness_.mark_ready(*identity_task_);
     identity_task_.reset();
@@ -211,7 +211,7 @@ Result<void> App::start() {
     auto w = std::make_unique<Worker>();
     w->shard = &registry_.add_shard(fmt::format("worker-{}", i));
     w->snapshot = snapshot_;
-    w->certs = std::make_shared<CertBundle>();
+    w->certs = std::make_shared<identity::CertBundle>();
     if (shared) {
       workers_.push_back(std::move(w));
       continue;
@@ -234,14 +234,14 @@ Result<void> App::start() {
   // istiod's CA it arrives asynchronously and start() does not block on it).
   local_identity_ = identity;
   if (!shared) identity_task_ = readiness_.register_task("workload certificate");
-  IdentityOptions identity_options;
+  identity::IdentityOptions identity_options;
   auto& control_shard = registry_.add_shard("control");
   identity_options.fetches = control_shard.counter(
       registry_.counter("ztunnel_certificate_fetches", "Workload certificate fetches started (issue or renewal)"));
   identity_options.fetch_failures = control_shard.counter(
       registry_.counter("ztunnel_certificate_fetch_failures", "Workload certificate fetches that failed"));
-  identities_ = std::make_unique<IdentityManager>(control_.get_executor(), std::move(*source), config_.secret_ttl,
-                                                  [this](std::shared_ptr<const CertBundle> b) { publish(std::move(b)); },
+  identities_ = std::make_unique<identity::IdentityManager>(control_.get_executor(), std::move(*source), config_.secret_ttl,
+                                                  [this](std::shared_ptr<const identity::CertBundle> b) { publish(std::move(b)); },
                                                   std::move(identity_options));
   if (!shared) AMBIENT_TRY(identities_->set_identities({identity}));
   if (ads_) ads_->start();  // readiness: released once every type has been answered (start_xds)

@@ -31,7 +31,7 @@
 #include "common/telemetry/tcp_metrics.h"
 #include "common/xds/ads_client.h"
 #include "ztunnel/app/config.h"
-#include "ztunnel/app/identity_manager.h"
+#include "common/identity/identity_manager.h"
 #include "ztunnel/inpod/workload_proxy_manager.h"
 #include "ztunnel/inpod/zds_client.h"
 #include "ztunnel/proxy/proxy.h"
@@ -69,7 +69,7 @@ class App final : private PodProxyHost {
     std::shared_ptr<Proxy> proxy;                                   // dedicated mode
     std::unordered_map<std::string, std::shared_ptr<Proxy>> pods;  // shared mode: pod uid -> its proxy here
     std::shared_ptr<const state::Snapshot> snapshot;               // the latest, for proxies started later
-    std::shared_ptr<const CertBundle> certs;
+    std::shared_ptr<const identity::CertBundle> certs;
     std::thread thread;
     template <typename F>
     void for_each_proxy(F&& f) {
@@ -97,7 +97,7 @@ class App final : private PodProxyHost {
   // Certificates wanted: the dedicated workload's, the enrolled pods', and (NODE_NAME) the node's HBONE workloads'.
   void update_identities();
   void publish(std::shared_ptr<const state::Snapshot> snapshot);
-  void publish(std::shared_ptr<const CertBundle> certs);
+  void publish(std::shared_ptr<const identity::CertBundle> certs);
   std::string config_dump() const;
   void begin_drain();
   void drain_step();
@@ -109,7 +109,7 @@ class App final : private PodProxyHost {
   ProxyCounters counters_;
   state::SnapshotBuilder builder_;
   std::shared_ptr<const state::Snapshot> snapshot_ = state::Snapshot::empty();
-  std::unique_ptr<IdentityManager> identities_;
+  std::unique_ptr<identity::IdentityManager> identities_;
   std::string local_identity_;                            // its first certificate releases identity_task_
   std::optional<admin::Readiness::Token> identity_task_;
   std::unique_ptr<xds::AdsClient> ads_;  // XDS_ADDRESS set: the state source

@@ -94,7 +94,7 @@ ResponseFlags flags_for(const Error& e) {
 Proxy::Proxy(asio::io_context& io, const Config& config, ProxyScope scope, std::shared_ptr<const SocketFactory> sockets,
              const telemetry::IstioTcpMetrics& metrics, telemetry::MetricsShard& shard, ProxyCounters& counters)
     : io_(io), config_(config), scope_(std::move(scope)),
-      dial_(std::make_shared<DialContext>(DialContext{std::move(sockets), std::make_shared<CertBundle>(), io.get_executor(),
+      dial_(std::make_shared<DialContext>(DialContext{std::move(sockets), std::make_shared<identity::CertBundle>(), io.get_executor(),
                                                       config.connect_timeout, config.h2})),
       metrics_(metrics, shard), counters_(counters), snapshot_(state::Snapshot::empty()),
       pool_(io.get_executor(), [ctx = dial_](const hbone::PoolKey& key) { return dial(ctx, key); },
@@ -161,7 +161,7 @@ void Proxy::enforce_policies() {
   for (auto& [deny, reason] : denied) (*deny)(std::move(reason));
 }
 
-void Proxy::set_certs(std::shared_ptr<const CertBundle> certs) { dial_->certs = std::move(certs); }
+void Proxy::set_certs(std::shared_ptr<const identity::CertBundle> certs) { dial_->certs = std::move(certs); }
 
 void Proxy::stop_accepting() {
   accepting_ = false;
@@ -241,7 +241,7 @@ asio::awaitable<void> Proxy::accept_loop(tcp::acceptor acceptor, int kind) {
 
 asio::awaitable<Result<std::shared_ptr<h2::Session>>> Proxy::dial(std::shared_ptr<DialContext> ctx, hbone::PoolKey key) {
   auto certs = ctx->certs;  // keeps the SSL_CTX alive for the handshake
-  const WorkloadCert* cert = certs->find(key.source_identity);
+  const identity::WorkloadCert* cert = certs->find(key.source_identity);
   if (cert == nullptr)
     co_return errorf(ErrorKind::Certificate,
                      "no certificate for {} (not issued yet, or expired while its renewal failed: see the identity warnings)",
@@ -508,7 +508,7 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
   const tcp::endpoint local_ep = connection.socket().local_endpoint(ec);
   const tcp::endpoint peer_ep = connection.peer();
   auto certs = dial_->certs;
-  const WorkloadCert* cert = certs->find(local_identity_);
+  const identity::WorkloadCert* cert = certs->find(local_identity_);
   if (cert == nullptr) {
     telemetry::ConnectionRecord rec;
     rec.event = telemetry::AccessEvent::Failed;

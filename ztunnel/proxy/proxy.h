@@ -28,7 +28,7 @@
 #include "common/telemetry/access_log.h"
 #include "common/telemetry/tcp_metrics.h"
 #include "ztunnel/app/config.h"
-#include "ztunnel/app/identity_manager.h"
+#include "common/identity/identity_manager.h"
 #include "ztunnel/proxy/outbound_request.h"
 #include "ztunnel/proxy/socket_factory.h"
 
@@ -72,7 +72,7 @@ class Proxy : public std::enable_shared_from_this<Proxy> {
   std::uint16_t inbound_plaintext_port() const { return ports_[3]; }
 
   void set_snapshot(std::shared_ptr<const state::Snapshot> snapshot);
-  void set_certs(std::shared_ptr<const CertBundle> certs);
+  void set_certs(std::shared_ptr<const identity::CertBundle> certs);
 
   // Drain step 1: stop accepting, GOAWAY pooled connections. Live connections continue.
   void stop_accepting();
@@ -89,7 +89,7 @@ class Proxy : public std::enable_shared_from_this<Proxy> {
   // What a pool connect needs, shared with the pool's connector so a connect in flight never touches the proxy.
   struct DialContext {
     std::shared_ptr<const SocketFactory> sockets;
-    std::shared_ptr<const CertBundle> certs;  // the current bundle (set_certs); a connection keeps the one it began with
+    std::shared_ptr<const identity::CertBundle> certs;  // the current bundle (set_certs); a connection keeps the one it began with
     boost::asio::any_io_executor executor;
     std::chrono::milliseconds connect_timeout;
     h2::Settings h2;

@@ -13,7 +13,7 @@
 
 #include "common/identity/certificate_source.h"
 #include "common/tls/pki.h"
-#include "ztunnel/app/identity_manager.h"
+#include "common/identity/identity_manager.h"
 
 // GCC false positive (PR middle-end/109224) on coroutine frames: see test/common/grpc/grpc_fixture.h.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -28,10 +28,10 @@ TEST_SUITE("ztunnel/app/identity_manager") {
     boost::asio::io_context io(1);
     auto ca = tls::CertificateAuthority::create_self_signed("cluster.local", 24h);
     REQUIRE(ca);
-    std::vector<std::shared_ptr<const ztunnel::CertBundle>> published;
+    std::vector<std::shared_ptr<const identity::CertBundle>> published;
     // 120 s requested, notBefore backdated 60 s: half-life is ~30 s away, so nothing renews in this test.
-    ztunnel::IdentityManager m(io.get_executor(), std::move(*ca), 120s,
-                               [&](std::shared_ptr<const ztunnel::CertBundle> b) { published.push_back(std::move(b)); });
+    identity::IdentityManager m(io.get_executor(), std::move(*ca), 120s,
+                               [&](std::shared_ptr<const identity::CertBundle> b) { published.push_back(std::move(b)); });
     const std::string a = "spiffe://cluster.local/ns/demo/sa/a", b = "spiffe://cluster.local/ns/demo/sa/b";
     REQUIRE(m.set_identities({a, b}));
     REQUIRE(published.size() == 1);
@@ -55,10 +55,10 @@ TEST_SUITE("ztunnel/app/identity_manager") {
     boost::asio::io_context io(1);
     auto ca = tls::CertificateAuthority::create_self_signed("cluster.local", 24h);
     REQUIRE(ca);
-    std::vector<std::shared_ptr<const ztunnel::CertBundle>> published;
+    std::vector<std::shared_ptr<const identity::CertBundle>> published;
     // 61 s requested + 60 s backdating: half-life is ~0.5 s from now.
-    ztunnel::IdentityManager m(io.get_executor(), std::move(*ca), 61s,
-                               [&](std::shared_ptr<const ztunnel::CertBundle> b) { published.push_back(std::move(b)); });
+    identity::IdentityManager m(io.get_executor(), std::move(*ca), 61s,
+                               [&](std::shared_ptr<const identity::CertBundle> b) { published.push_back(std::move(b)); });
     const std::string a = "spiffe://cluster.local/ns/demo/sa/a";
     REQUIRE(m.set_identities({a}));
     io.run_for(2500ms);
@@ -136,19 +136,19 @@ class TestCa final : public identity::CertificateSource {
 struct Harness {
   asio::io_context io{1};
   std::shared_ptr<TestCa> ca = std::make_shared<TestCa>(io.get_executor());
-  std::vector<std::shared_ptr<const ztunnel::CertBundle>> published;
+  std::vector<std::shared_ptr<const identity::CertBundle>> published;
   std::function<void()> on_publish;  // runs inside the publish callback (deterministic fault injection)
-  std::unique_ptr<ztunnel::IdentityManager> m;
+  std::unique_ptr<identity::IdentityManager> m;
 
-  explicit Harness(std::chrono::seconds ttl, ztunnel::IdentityOptions options = {}) {
-    m = std::make_unique<ztunnel::IdentityManager>(io.get_executor(), ca, ttl,
-                                                   [this](std::shared_ptr<const ztunnel::CertBundle> b) {
+  explicit Harness(std::chrono::seconds ttl, identity::IdentityOptions options = {}) {
+    m = std::make_unique<identity::IdentityManager>(io.get_executor(), ca, ttl,
+                                                   [this](std::shared_ptr<const identity::CertBundle> b) {
                                                      published.push_back(std::move(b));
                                                      if (on_publish) on_publish();
                                                    },
                                                    std::move(options));
   }
-  const ztunnel::CertBundle& last() const { return *published.back(); }
+  const identity::CertBundle& last() const { return *published.back(); }
   // Runs the io_context in 20 ms slices until pred() or the timeout; returns pred().
   template <typename Pred>
   bool run_until(Pred pred, std::chrono::milliseconds timeout) {
@@ -163,7 +163,7 @@ const std::string kB = "spiffe://cluster.local/ns/demo/sa/b";
 const std::string kC = "spiffe://cluster.local/ns/demo/sa/c";
 const std::string kD = "spiffe://cluster.local/ns/demo/sa/d";
 
-std::chrono::system_clock::time_point half_life(const ztunnel::WorkloadCert& c) {
+std::chrono::system_clock::time_point half_life(const identity::WorkloadCert& c) {
   return c.not_before + (c.not_after - c.not_before) / 2;
 }
 
@@ -256,14 +256,14 @@ TEST_SUITE("ztunnel/app/identity_manager") {
   }
 
   TEST_CASE("priority: an awaited fetch goes before queued warmups") {
-    ztunnel::IdentityOptions options;
+    identity::IdentityOptions options;
     options.max_in_flight = 1;
     Harness h(3600s, std::move(options));
     h.ca->latency = 50ms;
     REQUIRE(h.m->set_identities({kA, kB, kC}));  // a in flight; b, c queued (Warmup)
-    std::optional<Result<std::shared_ptr<const ztunnel::WorkloadCert>>> got;
+    std::optional<Result<std::shared_ptr<const identity::WorkloadCert>>> got;
     asio::co_spawn(h.io,
-                   [](ztunnel::IdentityManager& m, auto& out) -> asio::awaitable<void> {
+                   [](identity::IdentityManager& m, auto& out) -> asio::awaitable<void> {
                      out.emplace(co_await m.fetch_certificate(kD));
                    }(*h.m, got),
                    asio::detached);
@@ -280,8 +280,8 @@ TEST_SUITE("ztunnel/app/identity_manager") {
     h.ca->fail = true;
     asio::io_context& io = h.io;
     auto fetch = [&](std::string id) {
-      std::optional<Result<std::shared_ptr<const ztunnel::WorkloadCert>>> out;
-      asio::co_spawn(io, [](ztunnel::IdentityManager& m, std::string id, auto& o) -> asio::awaitable<void> {
+      std::optional<Result<std::shared_ptr<const identity::WorkloadCert>>> out;
+      asio::co_spawn(io, [](identity::IdentityManager& m, std::string id, auto& o) -> asio::awaitable<void> {
         o.emplace(co_await m.fetch_certificate(std::move(id)));
       }(*h.m, std::move(id), out), asio::detached);
       h.run_until([&] { return out.has_value(); }, 2s);

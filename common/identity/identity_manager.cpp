@@ -1,4 +1,4 @@
-#include "ztunnel/app/identity_manager.h"
+#include "common/identity/identity_manager.h"
 
 #include <algorithm>
 #include <exception>
@@ -12,7 +12,7 @@
 #include "common/identity/local_ca_source.h"
 #include "common/tls/tls_context.h"
 
-namespace ambient::ztunnel {
+namespace ambient::identity {
 
 namespace asio = boost::asio;
 using SystemClock = std::chrono::system_clock;
@@ -322,4 +322,4 @@ void IdentityManager::publish_bundle() {
   publish_(bundle_);
 }
 
-}  // namespace ambient::ztunnel
+}  // namespace ambient::identity

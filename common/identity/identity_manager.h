@@ -1,5 +1,5 @@
 #pragma once
-// IdentityManager (control thread): one certificate per SPIFFE identity of the local workloads, fetched
+// IdentityManager (control thread; ztunnel and waypoint): one certificate per SPIFFE identity of the local workloads, fetched
 // from a CertificateSource (the built-in CA, or istiod's CA over gRPC), renewed at half-life, and
 // published to the workers as an immutable CertBundle (reference ztunnel.md section 5).
 //
@@ -44,7 +44,7 @@
 #include "common/tls/ca.h"
 #include "common/tls/certified_key.h"
 
-namespace ambient::ztunnel {
+namespace ambient::identity {
 
 struct WorkloadCert {
   std::string identity;         // spiffe://td/ns/NS/sa/SA
@@ -147,4 +147,4 @@ class IdentityManager {
 // The certificate as the workers use it: key + chain + roots, with both SSL_CTXs built.
 Result<std::shared_ptr<const WorkloadCert>> make_workload_cert(const std::string& identity, tls::CertifiedKey key);
 
-}  // namespace ambient::ztunnel
+}  // namespace ambient::identity
