@@ -124,3 +124,10 @@ struct fmt::formatter<ambient::Error> : fmt::formatter<std::string> {
     auto&& ambient_try_r_ = (expr);                        \
     if (!ambient_try_r_) return std::move(ambient_try_r_).error(); \
   } while (0)
+
+// The same inside a coroutine (co_return); `expr` may contain co_await.
+#define AMBIENT_CO_TRY(expr)                                  \
+  do {                                                        \
+    auto&& ambient_try_r_ = (expr);                           \
+    if (!ambient_try_r_) co_return std::move(ambient_try_r_).error(); \
+  } while (0)

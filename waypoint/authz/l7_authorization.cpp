@@ -68,12 +68,17 @@ bool host_holds(const std::vector<StringPattern>& yes, const std::vector<StringP
   return (yes.empty() || in(yes)) && !in(no);
 }
 
-bool operation_holds(const Operation& o, const L7Request& r) {
+// Opaque TCP has no HTTP attributes: a field that needs one holds for DENY and not for ALLOW (`http_unknown`),
+// so a policy written for HTTP is stricter, never looser, on a TCP connection (Istio's TCP translation).
+bool operation_holds(const Operation& o, const L7Request& r, bool http_unknown) {
+  if (r.opaque && !(o.methods.empty() && o.not_methods.empty() && o.paths.empty() && o.not_paths.empty() && o.hosts.empty() &&
+                    o.not_hosts.empty()))
+    return http_unknown && port_holds(o.ports, o.not_ports, r.destination_port);
   return field_holds(o.methods, o.not_methods, r.method) && field_holds(o.paths, o.not_paths, r.path) &&
          host_holds(o.hosts, o.not_hosts, r.host) && port_holds(o.ports, o.not_ports, r.destination_port);
 }
 
-bool condition_holds(const Condition& c, const L7Request& r) {
+bool condition_holds(const Condition& c, const L7Request& r, bool http_unknown) {
   using Key = Condition::Key;
   switch (c.key) {
     case Key::SourceIp: return ip_holds(c.ip_values, c.not_ip_values, r.source_ip);
@@ -84,6 +89,7 @@ bool condition_holds(const Condition& c, const L7Request& r) {
     case Key::SourcePrincipal:
       return identity_field_holds(c.values, c.not_values, r.source ? std::optional(r.source->principal()) : std::nullopt);
     case Key::RequestHeader: {
+      if (r.opaque) return http_unknown;
       const auto v = header(r, c.header);
       if (!v) return c.values.empty();  // an absent header matches no value, and no notValue
       return field_holds(c.values, c.not_values, *v);
@@ -92,10 +98,10 @@ bool condition_holds(const Condition& c, const L7Request& r) {
   return false;
 }
 
-bool rule_holds(const L7Rule& rule, const L7Request& r) {
+bool rule_holds(const L7Rule& rule, const L7Request& r, bool http_unknown) {
   const bool from = rule.from.empty() || std::any_of(rule.from.begin(), rule.from.end(), [&](const Source& s) { return source_holds(s, r); });
-  const bool to = rule.to.empty() || std::any_of(rule.to.begin(), rule.to.end(), [&](const Operation& o) { return operation_holds(o, r); });
-  const bool when = std::all_of(rule.when.begin(), rule.when.end(), [&](const Condition& c) { return condition_holds(c, r); });
+  const bool to = rule.to.empty() || std::any_of(rule.to.begin(), rule.to.end(), [&](const Operation& o) { return operation_holds(o, r, http_unknown); });
+  const bool when = std::all_of(rule.when.begin(), rule.when.end(), [&](const Condition& c) { return condition_holds(c, r, http_unknown); });
   return from && to && when;
 }
 
@@ -216,7 +222,7 @@ Result<L7Policy::Action> parse_action(std::string_view text, std::string_view wh
 }
 
 bool matches(const L7Policy& policy, const L7Request& request) {
-  return std::any_of(policy.rules.begin(), policy.rules.end(), [&](const L7Rule& r) { return rule_holds(r, request); });
+  return std::any_of(policy.rules.begin(), policy.rules.end(), [&](const L7Rule& r) { return rule_holds(r, request, policy.action == L7Policy::Action::Deny); });
 }
 
 rbac::Decision evaluate(std::span<const L7Policy> policies, const L7Request& request) {

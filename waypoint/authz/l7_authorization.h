@@ -92,6 +92,9 @@ struct L7Request {
   std::uint16_t destination_port = 0;
   std::string_view method, path, host;  // path without the query
   std::vector<std::pair<std::string_view, std::string_view>> headers;
+  // Opaque TCP (no HTTP inside the tunnel): methods, paths, hosts and request headers are unknown. A rule that
+  // needs them holds in DENY policies and not in ALLOW ones (Istio's TCP translation: stricter, never looser).
+  bool opaque = false;
 };
 
 bool matches(const L7Policy& policy, const L7Request& request);

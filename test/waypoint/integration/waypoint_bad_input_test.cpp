@@ -1,0 +1,144 @@
+// The waypoint against bad input and failing upstreams, in the loopback mesh (test/waypoint/support/waypoint_mesh.h):
+// malformed requests get 400, oversized heads 431, a slow client 408 at the header read timeout; an upstream
+// that refuses or resets gets 503 with Envoy's response flags (after the retry budget); nothing hangs. Opaque
+// TCP (no HTTP in the tunnel) flows with L4 policy only, and an HTTP-only DENY rule holds for it.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "test/support/wait.h"
+#include "test/waypoint/support/waypoint_mesh.h"
+
+using namespace ambient;
+using namespace ambient::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Writes `raw` and reads until the peer closes (or 5 s): the whole answer as text.
+std::string raw_exchange(SocksHttpClient& c, const std::string& raw) {
+  boost::system::error_code ec;
+  boost::asio::write(c.socket(), boost::asio::buffer(raw), ec);
+  std::string out;
+  std::array<char, 4096> buf{};
+  for (;;) {
+    const std::size_t n = c.socket().read_some(boost::asio::buffer(buf), ec);
+    if (ec || n == 0) break;
+    out.append(buf.data(), n);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("waypoint bad input: malformed and oversized requests, slow clients") {
+  MeshOptions o;
+  o.header_read_timeout = 300ms;
+  Mesh m(o);
+  SUBCASE("a malformed header line gets 400 and the connection ends") {
+    auto c = m.connect();
+    REQUIRE(c.ok());
+    const std::string out = raw_exchange(c, "GET / HTTP/1.1\r\nHost: echo\r\nno colon here\r\n\r\n");
+    CHECK(out.starts_with("HTTP/1.1 400 "));
+    CHECK(m.v1->requests() + m.v2->requests() == 0);
+  }
+  SUBCASE("Content-Length with Transfer-Encoding (smuggling) gets 400") {
+    auto c = m.connect();
+    REQUIRE(c.ok());
+    const std::string out =
+        raw_exchange(c, "POST / HTTP/1.1\r\nHost: echo\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    CHECK(out.starts_with("HTTP/1.1 400 "));
+  }
+  SUBCASE("a head over 60 KiB gets 431") {
+    auto c = m.connect();
+    REQUIRE(c.ok());
+    const std::string out = raw_exchange(c, "GET / HTTP/1.1\r\nHost: echo\r\nX-Big: " + std::string(70 * 1024, 'a') + "\r\n\r\n");
+    CHECK(out.starts_with("HTTP/1.1 431 "));
+  }
+  SUBCASE("more than 100 header fields gets 431") {
+    auto c = m.connect();
+    REQUIRE(c.ok());
+    std::string req = "GET / HTTP/1.1\r\nHost: echo\r\n";
+    for (int i = 0; i < 150; ++i) req += "X-H" + std::to_string(i) + ": v\r\n";
+    const std::string out = raw_exchange(c, req + "\r\n");
+    CHECK(out.starts_with("HTTP/1.1 431 "));
+  }
+  SUBCASE("an unsupported HTTP version gets 505") {
+    auto c = m.connect();
+    REQUIRE(c.ok());
+    CHECK(raw_exchange(c, "GET / HTTP/2.5\r\nHost: echo\r\n\r\n").starts_with("HTTP/1.1 505 "));
+  }
+  SUBCASE("a client that stops mid-head gets 408 at the header read timeout, then the close") {
+    auto c = m.connect();
+    REQUIRE(c.ok());
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string out = raw_exchange(c, "GET /slow HTTP/1.1\r\nHost: ec");
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(out.starts_with("HTTP/1.1 408 "));
+    CHECK(took >= 250ms);
+    CHECK(took < 3s);
+  }
+  SUBCASE("the connection still serves after a good request, and a bad one ends it") {
+    auto c = m.connect();
+    REQUIRE(c.ok());
+    CHECK(c.request("GET", "/ok", {{"x-version", "v2"}}).status == 200);
+    const std::string out = raw_exchange(c, "GET /\x01 HTTP/1.1\r\nHost: echo\r\n\r\n");
+    CHECK(out.starts_with("HTTP/1.1 400 "));
+  }
+}
+
+TEST_CASE("waypoint bad upstreams: refused and reset connections get 503 with response flags, after the retries") {
+  Mesh m;
+  SUBCASE("nothing listens on the endpoint's port: 503, flags UF,URX, three attempts") {
+    auto c = m.connect("127.10.0.23", 80);
+    REQUIRE(c.ok());
+    auto r = c.request("GET", "/");
+    CHECK(r.status == 503);
+    CHECK(r.body.find("upstream connect error") != std::string::npos);
+    REQUIRE(wait_for([&] { return http_get(m.wp->app->metrics_endpoint(), "/metrics").find("response_flags=\"UF,URX\"") != std::string::npos; }, 5s));
+    // The connection carries on after a local answer.
+    auto again = c.request("GET", "/");
+    CHECK(again.status == 503);
+  }
+  SUBCASE("the app resets before answering: 503 with UC after the retry budget") {
+    auto c = m.connect();
+    REQUIRE(c.ok());
+    auto r = c.request("GET", "/reset", {{"x-version", "v2"}});
+    CHECK(r.status == 503);
+    CHECK(m.v2->requests() == 3);  // the first try and Istio's two default retries
+    REQUIRE(wait_for([&] { return http_get(m.wp->app->metrics_endpoint(), "/metrics").find("response_flags=\"UC,URX\"") != std::string::npos; }, 5s));
+  }
+}
+
+TEST_CASE("waypoint opaque TCP: bytes flow both ways with L4 policy; an HTTP-only DENY rule holds for TCP") {
+  SUBCASE("no policy: echo through the waypoint") {
+    Mesh m;
+    auto c = m.connect("127.10.0.24", 9000);
+    REQUIRE(c.ok());
+    const std::string msg = std::string("\x00\x01\x02 binary, not HTTP", 20) + std::string(100000, 'z');
+    boost::system::error_code ec;
+    boost::asio::write(c.socket(), boost::asio::buffer(msg), ec);
+    REQUIRE(!ec);
+    c.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
+    std::string back;
+    std::array<char, 8192> buf{};
+    for (;;) {
+      const std::size_t n = c.socket().read_some(boost::asio::buffer(buf), ec);
+      if (ec || n == 0) break;
+      back.append(buf.data(), n);
+    }
+    CHECK(back == msg);
+  }
+  SUBCASE("a DENY rule with a path denies the TCP connection (stricter, never looser)") {
+    MeshOptions o;
+    o.extra_config = kDenyTcpEchoByPath;
+    Mesh m(o);
+    auto c = m.connect("127.10.0.24", 9000);
+    REQUIRE(c.ok());
+    boost::system::error_code ec;
+    boost::asio::write(c.socket(), boost::asio::buffer(std::string("\x00hello", 6)), ec);
+    std::array<char, 64> buf{};
+    const std::size_t n = c.socket().read_some(boost::asio::buffer(buf), ec);
+    CHECK((ec || n == 0));  // closed without an echo
+  }
+}

@@ -1,0 +1,155 @@
+// The waypoint in a mesh on loopback, every hop real: an app speaks HTTP/1.1 through its ztunnel (SOCKS5 front,
+// 127.0.0.2) to the `echo` service, whose waypoint (127.0.0.4) routes and authorizes each request and opens
+// HBONE to the chosen endpoint's ztunnel (v1 127.0.0.5, v2 127.0.0.6), which delivers to the app (Beast).
+//   app -> ztunnel -> HBONE -> waypoint -> HBONE -> ztunnel -> backend v1 | v2
+// Routes and the policy are Kubernetes YAML files the waypoint watches.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "test/support/wait.h"
+#include "test/waypoint/support/waypoint_mesh.h"
+
+using namespace ambient;
+using namespace ambient::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string first_line(const std::string& body) { return body.substr(0, body.find('\n')); }
+
+}  // namespace
+
+TEST_CASE("waypoint mesh: routing, policy, retries, timeouts, upgrade, telemetry and reload through real tunnels") {
+  Mesh m;
+  auto c = m.connect();
+  REQUIRE(c.ok());
+
+  SUBCASE("header-based route, the route's header filter, x-request-id, keep-alive") {
+    auto r = c.request("GET", "/hello?x=1", {{"x-version", "v2"}});
+    CHECK(r.status == 200);
+    CHECK(first_line(r.body) == "v2 GET /hello?x=1");
+    CHECK(r.headers["x-backend"] == "v2");
+    CHECK(r.body.find("x-request-id: ") != std::string::npos);  // generated when absent
+    CHECK(r.body.find("x-routed-by") == std::string::npos);     // the header rule has no filter
+    auto r2 = c.request("GET", "/plain", {{"x-request-id", "req-42"}});
+    CHECK(r2.status == 200);
+    CHECK(r2.body.find("x-routed-by: waypoint") != std::string::npos);
+    CHECK(r2.body.find("x-request-id: req-42") != std::string::npos);  // kept when present
+    CHECK(r2.keep_alive);
+  }
+
+  SUBCASE("a POST body reaches the app") {
+    auto r = c.request("POST", "/submit", {{"x-version", "v2"}}, "payload-123");
+    CHECK(r.status == 200);
+    CHECK(r.body.find("body: payload-123") != std::string::npos);
+  }
+
+  SUBCASE("a chunked response is relayed whole") {
+    auto r = c.request("GET", "/chunked", {{"x-version", "v2"}});
+    CHECK(r.status == 200);
+    CHECK(r.body.find("piece-3") != std::string::npos);
+  }
+
+  SUBCASE("a denied path answers 403 RBAC: access denied and the connection carries on") {
+    auto r = c.request("GET", "/admin/users");
+    CHECK(r.status == 403);
+    CHECK(r.body == "RBAC: access denied");
+    const auto before = m.v1->requests() + m.v2->requests();
+    CHECK(before == 0);  // nothing reached an app
+    auto ok = c.request("GET", "/fine", {{"x-version", "v2"}});
+    CHECK(ok.status == 200);
+  }
+
+  SUBCASE("retries turn a flaky backend's 503s into a success") {
+    auto r = c.request("GET", "/flaky");
+    CHECK(r.status == 200);
+    CHECK(first_line(r.body) == "v1 GET /flaky");
+    CHECK(m.v1->requests() == 3);  // two 503s retried, then the 200
+  }
+
+  SUBCASE("retries stop at the budget: the last 503 is forwarded") {
+    auto r = c.request("GET", "/status/503", {{"x-version", "v2"}});
+    CHECK(r.status == 503);
+    CHECK(m.v2->requests() == 3);  // Istio's default: 2 retries
+  }
+
+  SUBCASE("a slow backend gives 504 at the route timeout") {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = c.request("GET", "/delay/2000");
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(r.status == 504);
+    CHECK(took >= 280ms);
+    CHECK(took < 1500ms);
+  }
+
+  SUBCASE("WebSocket upgrade passes through, then bytes flow both ways") {
+    boost::beast::http::request<boost::beast::http::empty_body> req(boost::beast::http::verb::get, "/ws", 11);
+    req.set(boost::beast::http::field::host, "echo");
+    req.set(boost::beast::http::field::connection, "Upgrade");
+    req.set(boost::beast::http::field::upgrade, "websocket");
+    req.set("x-version", "v2");
+    boost::system::error_code ec;
+    boost::beast::http::write(c.socket(), req, ec);
+    REQUIRE(!ec);
+    boost::beast::http::response_parser<boost::beast::http::empty_body> p;
+    p.skip(true);  // a 101 has no body
+    boost::beast::http::read_header(c.socket(), c.buffer(), p, ec);
+    REQUIRE(!ec);
+    CHECK(p.get().result_int() == 101);
+    CHECK(p.get()[boost::beast::http::field::upgrade] == "websocket");
+    const std::string msg = "frames of a websocket, as opaque bytes";
+    boost::asio::write(c.socket(), boost::asio::buffer(msg), ec);
+    std::string echoed(msg.size(), '\0');
+    std::size_t have = std::min(c.buffer().size(), msg.size());
+    boost::asio::buffer_copy(boost::asio::buffer(echoed.data(), have), c.buffer().data());
+    boost::asio::read(c.socket(), boost::asio::buffer(echoed.data() + have, msg.size() - have), ec);
+    CHECK(!ec);
+    CHECK(echoed == msg);
+  }
+
+  SUBCASE("a 90/10 split over 2000 requests, then a reload to 0/100 and a bad file that is refused") {
+    int v1 = 0, v2 = 0;
+    for (int i = 0; i < 2000; ++i) {
+      auto r = c.request("GET", "/split");
+      REQUIRE(r.status == 200);
+      (r.headers["x-backend"] == "v1" ? v1 : v2)++;
+    }
+    // Binomial(2000, 0.9): mean 1800, sd 13.4; six sd either way.
+    CHECK(v1 > 1720);
+    CHECK(v1 < 1880);
+    CHECK(v1 + v2 == 2000);
+
+    write_file(m.routes, routes_yaml(0, 100));
+    REQUIRE(wait_for([&] { return http_get(m.wp->app->admin_endpoint(), "/config_dump").find("\"reloads\": 1,") != std::string::npos; }, 5s));
+    for (int i = 0; i < 50; ++i) CHECK(c.request("GET", "/split").headers["x-backend"] == "v2");
+
+    // A broken file keeps the previous config, and says where and why.
+    write_file(m.routes, routes_yaml(0, 100) + "\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: bad\nspec:\n  rules:\n  - backendRefs:\n    - name: x\n      port: 80\n      weight: -1\n");
+    REQUIRE(wait_for([&] { return http_get(m.wp->app->admin_endpoint(), "/config_dump").find("routes.yaml:") != std::string::npos; }, 5s));
+    const std::string dump = http_get(m.wp->app->admin_endpoint(), "/config_dump");
+    CHECK(dump.find("weight") != std::string::npos);
+    CHECK(dump.find("\"reloadFailures\": 1") != std::string::npos);
+    for (int i = 0; i < 20; ++i) CHECK(c.request("GET", "/split").headers["x-backend"] == "v2");
+  }
+
+  SUBCASE("Istio request metrics with reporter=waypoint, and /config_dump shows routes and policies") {
+    CHECK(c.request("GET", "/admin").status == 403);
+    CHECK(c.request("GET", "/x", {{"x-version", "v2"}}).status == 200);
+    const std::string metrics = http_get(m.wp->app->metrics_endpoint(), "/metrics");
+    CHECK(metrics.find("istio_requests_total{reporter=\"waypoint\"") != std::string::npos);
+    CHECK(metrics.find("response_code=\"403\"") != std::string::npos);
+    CHECK(metrics.find("response_flags=\"RBAC\"") != std::string::npos);
+    CHECK(metrics.find("destination_service=\"echo-v2.demo.svc.cluster.local\"") != std::string::npos);
+    CHECK(metrics.find("source_principal=\"spiffe://cluster.local/ns/demo/sa/client\"") != std::string::npos);
+    CHECK(metrics.find("istio_request_duration_milliseconds_bucket") != std::string::npos);
+    const std::string dump = http_get(m.wp->app->admin_endpoint(), "/config_dump");
+    CHECK(dump.find("\"kind\": \"HTTPRoute\", \"namespace\": \"demo\", \"name\": \"echo\"") != std::string::npos);
+    CHECK(dump.find("\"name\": \"deny-admin\", \"action\": \"DENY\"") != std::string::npos);
+    CHECK(dump.find("spiffe://cluster.local/ns/demo/sa/waypoint") != std::string::npos);
+  }
+}

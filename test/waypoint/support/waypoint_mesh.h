@@ -1,0 +1,269 @@
+#pragma once
+// A loopback mesh around one waypoint, every hop real (in-process Apps, real sockets, real mTLS):
+//   app (SOCKS5 to 127.0.0.2:15080) -> ztunnel 127.0.0.2 -> HBONE -> waypoint 127.0.0.4 -> HBONE ->
+//   ztunnel 127.0.0.5 (echo-v1) | 127.0.0.6 (echo-v2) -> HttpBackend v1 | v2 on :8080, and a TCP echo app on
+//   127.0.0.5 behind the `tcp-echo` service. Services with the waypoint: echo (127.10.0.20:80), dead
+//   (127.10.0.23:80, its endpoint's port has no listener), tcp-echo (127.10.0.24:9000). Routes and policies come
+//   from a YAML file the waypoint watches (routes_yaml()).
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "test/waypoint/support/http_backend.h"
+#include "test/ztunnel/support/mesh_clients.h"
+#include "test/ztunnel/support/ztunnel_pair.h"
+#include "waypoint/app/app.h"
+
+namespace ambient::test {
+
+using namespace std::chrono_literals;
+
+inline std::string mesh_yaml(std::uint16_t tcp_echo_port) {
+  return fmt::format(R"(
+workloads:
+- uid: Kubernetes//Pod/demo/client
+  name: client
+  namespace: demo
+  serviceAccount: client
+  workloadIps: ["127.0.0.2"]
+  protocol: HBONE
+  canonicalName: client
+- uid: Kubernetes//Pod/demo/waypoint
+  name: waypoint
+  namespace: demo
+  serviceAccount: waypoint
+  workloadIps: ["127.0.0.4"]
+  protocol: HBONE
+- uid: Kubernetes//Pod/demo/echo-v1
+  name: echo-v1
+  namespace: demo
+  serviceAccount: echo
+  workloadIps: ["127.0.0.5"]
+  protocol: HBONE
+  canonicalName: echo
+  canonicalRevision: v1
+  services: {{"demo/echo.demo.svc.cluster.local": {{80: 8080}}, "demo/echo-v1.demo.svc.cluster.local": {{80: 8080}},
+             "demo/dead.demo.svc.cluster.local": {{80: 8099}}, "demo/tcp-echo.demo.svc.cluster.local": {{9000: {0}}}}}
+- uid: Kubernetes//Pod/demo/echo-v2
+  name: echo-v2
+  namespace: demo
+  serviceAccount: echo
+  workloadIps: ["127.0.0.6"]
+  protocol: HBONE
+  canonicalName: echo
+  canonicalRevision: v2
+  services: {{"demo/echo.demo.svc.cluster.local": {{80: 8080}}, "demo/echo-v2.demo.svc.cluster.local": {{80: 8080}}}}
+services:
+- name: echo
+  namespace: demo
+  hostname: echo.demo.svc.cluster.local
+  vips: ["/127.10.0.20"]
+  ports: {{80: 8080}}
+  waypoint: {{destination: "/127.0.0.4", hboneMtlsPort: 15008}}
+- name: echo-v1
+  namespace: demo
+  hostname: echo-v1.demo.svc.cluster.local
+  vips: ["/127.10.0.21"]
+  ports: {{80: 8080}}
+- name: echo-v2
+  namespace: demo
+  hostname: echo-v2.demo.svc.cluster.local
+  vips: ["/127.10.0.22"]
+  ports: {{80: 8080}}
+- name: dead
+  namespace: demo
+  hostname: dead.demo.svc.cluster.local
+  vips: ["/127.10.0.23"]
+  ports: {{80: 8099}}
+  waypoint: {{destination: "/127.0.0.4", hboneMtlsPort: 15008}}
+- name: tcp-echo
+  namespace: demo
+  hostname: tcp-echo.demo.svc.cluster.local
+  vips: ["/127.10.0.24"]
+  ports: {{9000: {0}}}
+  waypoint: {{destination: "/127.0.0.4", hboneMtlsPort: 15008}}
+)",
+                     tcp_echo_port);
+}
+
+inline std::string routes_yaml(int v1_weight, int v2_weight, std::string_view extra = "") {
+  return fmt::format(R"(apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: echo
+  namespace: demo
+spec:
+  parentRefs:
+  - group: ""
+    kind: Service
+    name: echo
+    port: 80
+  rules:
+  - matches:
+    - headers:
+      - name: x-version
+        value: v2
+    backendRefs:
+    - name: echo-v2
+      port: 80
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /flaky
+    backendRefs:
+    - name: echo-v1
+      port: 80
+    retry:
+      attempts: 3
+      codes: [503]
+      backoff: 5ms
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /delay
+    backendRefs:
+    - name: echo-v1
+      port: 80
+    timeouts:
+      request: 300ms
+  - filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier:
+        add:
+        - name: x-routed-by
+          value: waypoint
+    backendRefs:
+    - name: echo-v1
+      port: 80
+      weight: {}
+    - name: echo-v2
+      port: 80
+      weight: {}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-admin
+  namespace: demo
+spec:
+  targetRefs:
+  - group: ""
+    kind: Service
+    name: echo
+  action: DENY
+  rules:
+  - to:
+    - operation:
+        paths: ["/admin*"]
+{})",
+                     v1_weight, v2_weight, extra);
+}
+
+// An HTTP-only DENY on tcp-echo: opaque TCP has no path, so the rule holds there (stricter, never looser).
+inline constexpr const char* kDenyTcpEchoByPath = R"(---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-tcp-path
+  namespace: demo
+spec:
+  targetRefs:
+  - group: ""
+    kind: Service
+    name: tcp-echo
+  action: DENY
+  rules:
+  - to:
+    - operation:
+        paths: ["/private"]
+)";
+
+inline void write_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << text;
+  std::filesystem::rename(tmp, path);  // atomic: the watcher never sees half a file
+}
+
+struct RunningWaypoint {
+  std::unique_ptr<waypoint::App> app;
+  std::thread control;
+  explicit RunningWaypoint(waypoint::AppConfig config) : app(std::make_unique<waypoint::App>(std::move(config))) {
+    auto r = app->start();
+    REQUIRE_MESSAGE(r.has_value(), (r ? std::string() : r.error().message()));
+    control = std::thread([a = app.get()] { a->run(); });
+  }
+  ~RunningWaypoint() {
+    app->shutdown();
+    if (control.joinable()) control.join();
+  }
+};
+
+struct MeshOptions {
+  std::chrono::milliseconds header_read_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::string extra_config;  // more YAML documents for the routes file
+};
+
+struct Mesh {
+  std::string dir = make_temp_dir();
+  std::string mesh = dir + "/mesh.yaml";
+  std::string routes = dir + "/routes.yaml";
+  std::string cacerts = dir + "/cacerts";
+  std::unique_ptr<HttpBackend> v1, v2;
+  std::unique_ptr<EchoApp> tcp_echo;
+  std::unique_ptr<RunningZtunnel> client, z1, z2;
+  std::unique_ptr<RunningWaypoint> wp;
+
+  explicit Mesh(MeshOptions o = {}) {
+    write_cacerts(cacerts);
+    tcp_echo = std::make_unique<EchoApp>("127.0.0.5");
+    write_file(mesh, mesh_yaml(tcp_echo->port()));
+    write_file(routes, routes_yaml(90, 10, o.extra_config));
+    v1 = std::make_unique<HttpBackend>("v1", "127.0.0.5", 8080);
+    v2 = std::make_unique<HttpBackend>("v2", "127.0.0.6", 8080);
+    client = std::make_unique<RunningZtunnel>(pair_config(mesh, cacerts, "127.0.0.2", "demo/client/client", 1));
+    z1 = std::make_unique<RunningZtunnel>(pair_config(mesh, cacerts, "127.0.0.5", "demo/echo-v1/echo", 1));
+    z2 = std::make_unique<RunningZtunnel>(pair_config(mesh, cacerts, "127.0.0.6", "demo/echo-v2/echo", 1));
+    waypoint::AppConfig c;
+    c.local_config_path = mesh;
+    c.route_paths = {routes};
+    c.reload_interval = 50ms;
+    c.ns = "demo";
+    c.name = "waypoint";
+    c.service_account = "waypoint";
+    c.gateway_name = "waypoint";
+    c.cacerts_dir = cacerts;
+    c.bind_address = boost::asio::ip::make_address("127.0.0.4");
+    c.admin = {boost::asio::ip::make_address("127.0.0.4"), 0};
+    c.metrics = {boost::asio::ip::make_address("127.0.0.4"), 0};
+    c.readiness = {boost::asio::ip::make_address("127.0.0.4"), 0};
+    c.worker_threads = 2;
+    c.h2.ping_interval = 0ms;
+    c.termination_deadline = 1000ms;
+    c.header_read_timeout = o.header_read_timeout;
+    c.idle_timeout = o.idle_timeout;
+    wp = std::make_unique<RunningWaypoint>(std::move(c));
+  }
+  ~Mesh() {
+    wp.reset();
+    client.reset();
+    z1.reset();
+    z2.reset();
+    v1.reset();
+    v2.reset();
+    tcp_echo.reset();
+    std::filesystem::remove_all(dir);
+  }
+  SocksHttpClient connect(const std::string& vip = "127.10.0.20", std::uint16_t port = 80) {
+    return SocksHttpClient("127.0.0.2", 15080, vip, port);
+  }
+};
+
+
+}  // namespace ambient::test

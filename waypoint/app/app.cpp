@@ -1,0 +1,354 @@
+#include "waypoint/app/app.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "common/admin/logging_handler.h"
+#include "common/base/json.h"
+#include "common/identity/local_ca_source.h"
+#include "common/state/config_dump.h"
+#include "common/state/local_config.h"
+#include "common/state/snapshot_builder.h"
+#include "common/telemetry/process_metrics.h"
+#include "common/tls/pki.h"
+#include "waypoint/config/waypoint_config.h"
+
+namespace ambient::waypoint {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", std::chrono::floor<std::chrono::seconds>(t));
+}
+
+std::string_view path_type(PathMatchType t) {
+  switch (t) {
+    case PathMatchType::Exact: return "Exact";
+    case PathMatchType::PathPrefix: return "PathPrefix";
+    case PathMatchType::RegularExpression: return "RegularExpression";
+  }
+  return "";
+}
+
+// Routes and policies as /config_dump shows them: what each matches and where it sends, by name.
+std::string routes_json(const WaypointConfig& c) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < c.routes.size(); ++i) {
+    const auto& r = c.routes[i];
+    std::string parents, rules;
+    for (const auto& p : r.parents)
+      parents += fmt::format("{}{{\"kind\": {}, \"namespace\": {}, \"name\": {}, \"port\": {}}}", parents.empty() ? "" : ", ",
+                             json::quote(p.kind), json::quote(p.ns.empty() ? r.ns : p.ns), json::quote(p.name),
+                             p.port ? std::to_string(*p.port) : "null");
+    for (const auto& rule : r.rules) {
+      std::string matches, backends, filters;
+      for (const auto& m : rule.matches) {
+        std::string conds;
+        for (const auto& h : m.headers) conds += fmt::format(", \"header {}\": {}", h.name, json::quote(h.value));
+        for (const auto& q : m.query_params) conds += fmt::format(", \"query {}\": {}", q.name, json::quote(q.value));
+        if (m.method) conds += fmt::format(", \"method\": {}", json::quote(*m.method));
+        const PathMatch path = m.path.value_or(PathMatch{});
+        matches += fmt::format("{}{{\"path\": {{\"type\": \"{}\", \"value\": {}}}{}}}", matches.empty() ? "" : ", ",
+                               path_type(path.type), json::quote(path.value), conds);
+      }
+      for (const auto& b : rule.backends)
+        backends += fmt::format("{}{{\"name\": {}, \"namespace\": {}, \"port\": {}, \"weight\": {}}}", backends.empty() ? "" : ", ",
+                                json::quote(b.name), json::quote(b.ns.empty() ? r.ns : b.ns), b.port, b.weight);
+      auto add = [&](std::string_view name) { filters += fmt::format("{}\"{}\"", filters.empty() ? "" : ", ", name); };
+      if (rule.filters.request_headers) add("RequestHeaderModifier");
+      if (rule.filters.response_headers) add("ResponseHeaderModifier");
+      if (rule.filters.redirect) add("RequestRedirect");
+      if (rule.filters.rewrite) add("URLRewrite");
+      if (!rule.filters.mirrors.empty()) add("RequestMirror");
+      rules += fmt::format("{}{{\"matches\": [{}], \"backendRefs\": [{}], \"filters\": [{}], \"timeouts\": {{\"request\": {}, "
+                           "\"backendRequest\": {}}}, \"retry\": {{\"attempts\": {}, \"codes\": [{}], \"backoffMs\": {}}}}}",
+                           rules.empty() ? "" : ", ", matches, backends, filters,
+                           rule.timeouts.request ? std::to_string(rule.timeouts.request->count()) + "" : "null",
+                           rule.timeouts.backend_request ? std::to_string(rule.timeouts.backend_request->count()) : "null",
+                           rule.retry.attempts, fmt::join(rule.retry.codes, ", "), rule.retry.backoff.count());
+    }
+    out += fmt::format("{}\n    {{\"kind\": \"{}\", \"namespace\": {}, \"name\": {}, \"parentRefs\": [{}], \"rules\": [{}]}}",
+                       i == 0 ? "" : ",", r.grpc ? "GRPCRoute" : "HTTPRoute", json::quote(r.ns), json::quote(r.name), parents, rules);
+  }
+  return out + (c.routes.empty() ? "]" : "\n  ]");
+}
+
+std::string policies_json(const WaypointConfig& c) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < c.policies.size(); ++i) {
+    const auto& p = c.policies[i];
+    std::string targets;
+    for (const auto& t : p.targets)
+      targets += fmt::format("{}{{\"kind\": {}, \"name\": {}}}", targets.empty() ? "" : ", ", json::quote(t.kind), json::quote(t.name));
+    out += fmt::format("{}\n    {{\"namespace\": {}, \"name\": {}, \"action\": \"{}\", \"targetRefs\": [{}], \"rules\": {}}}",
+                       i == 0 ? "" : ",", json::quote(p.policy.ns), json::quote(p.policy.name),
+                       p.policy.action == L7Policy::Action::Deny ? "DENY" : "ALLOW", targets, p.policy.rules.size());
+  }
+  return out + (c.policies.empty() ? "]" : "\n  ]");
+}
+
+}  // namespace
+
+App::App(AppConfig config) : config_(std::move(config)) {}
+
+App::~App() {
+  for (auto& w : workers_) {
+    w->io.stop();
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+App::FileStamps App::stamp_files() const {
+  FileStamps out;
+  auto stamp = [&](const fs::path& p) {
+    std::error_code ec;
+    const auto size = fs::file_size(p, ec);
+    const auto mtime = fs::last_write_time(p, ec);
+    out[p.string()] = {ec ? 0 : size, ec ? -1 : static_cast<std::int64_t>(mtime.time_since_epoch().count())};
+  };
+  stamp(config_.local_config_path);
+  for (const auto& path : config_.route_paths) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      for (const auto& e : fs::directory_iterator(path, ec)) {
+        const auto ext = e.path().extension();
+        if (ext == ".yaml" || ext == ".yml") stamp(e.path());
+      }
+      out[path] = {0, 0};  // the directory itself: files added or removed change the key set
+    } else {
+      stamp(path);
+    }
+  }
+  return out;
+}
+
+Result<std::shared_ptr<const L7State>> App::load_state() const {
+  auto local = state::load_local_config(config_.local_config_path);
+  if (!local) return std::move(local).error();
+  state::SnapshotBuilder builder;
+  AMBIENT_TRY(state::apply_local_config(*local, builder));
+  auto snapshot = builder.build();
+  auto routes = config_.route_paths.empty() ? Result<WaypointConfig>(WaypointConfig{}) : load_waypoint_config(config_.route_paths);
+  if (!routes) return std::move(routes).error();
+  auto cfg = std::make_shared<const WaypointConfig>(std::move(*routes));
+  return L7State::build(std::move(snapshot), std::move(cfg), WaypointSelf{config_.ns, config_.name, config_.gateway_name, config_.network});
+}
+
+void App::publish(std::shared_ptr<const L7State> state) {
+  state_ = state;
+  for (auto& w : workers_)
+    asio::post(w->io, [p = w->proxy, state] { p->set_state(state); });
+}
+
+void App::publish(std::shared_ptr<const identity::CertBundle> certs) {
+  if (identity_task_ && certs->find(identity_) != nullptr) {
+    readiness_.mark_ready(*identity_task_);
+    identity_task_.reset();
+  }
+  for (auto& w : workers_) {
+    if (w->thread.joinable()) asio::post(w->io, [p = w->proxy, certs] { p->set_certs(certs); });
+    else w->proxy->set_certs(certs);
+  }
+}
+
+void App::schedule_reload() {
+  reload_timer_.expires_after(config_.reload_interval);
+  reload_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || draining_) return;
+    auto stamps = stamp_files();
+    if (stamps != stamps_) {
+      stamps_ = std::move(stamps);
+      auto st = load_state();
+      if (st) {
+        ++reloads_;
+        last_reload_error_.clear();
+        spdlog::info("config: reloaded: {} workloads, {} services, {} routes, {} policies", (*st)->snapshot().workloads().size(),
+                     (*st)->snapshot().services().size(), (*st)->config().routes.size(), (*st)->config().policies.size());
+        publish(std::move(*st));
+      } else {
+        ++reload_failures_;
+        last_reload_error_ = st.error().message();
+        spdlog::error("config: reload refused, keeping the previous config: {}", st.error());
+      }
+    }
+    schedule_reload();
+  });
+}
+
+Result<void> App::start() {
+  telemetry::register_process_metrics(registry_);
+  telemetry::register_build_info(registry_, "waypoint", "0.1.0");
+  request_metrics_ = std::make_unique<RequestMetrics>(registry_);
+  auto state_task = readiness_.register_task("config");
+  auto proxy_task = readiness_.register_task("proxy");
+
+  stamps_ = stamp_files();
+  auto st = load_state();
+  if (!st) return std::move(st).error();
+  state_ = std::move(*st);
+  spdlog::info("config: {} workloads, {} services from {}; {} routes, {} policies", state_->snapshot().workloads().size(),
+               state_->snapshot().services().size(), config_.local_config_path, state_->config().routes.size(),
+               state_->config().policies.size());
+  identity_ = fmt::format("spiffe://{}/ns/{}/sa/{}", config_.trust_domain, config_.ns, config_.service_account);
+  readiness_.mark_ready(state_task);
+
+  // Workers: each binds the HBONE port (SO_REUSEPORT); port 0 (tests) is picked once by the first.
+  for (unsigned i = 0; i < config_.worker_threads; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->shard = &registry_.add_shard(fmt::format("worker-{}", i));
+    w->proxy = std::make_shared<WaypointProxy>(w->io, config_, *request_metrics_, *w->shard, counters_);
+    w->proxy->set_state(state_);
+    w->proxy->set_identity(identity_);
+    AMBIENT_TRY(w->proxy->start(config_.hbone_port));
+    config_.hbone_port = w->proxy->port();
+    workers_.push_back(std::move(w));
+  }
+
+  // Identity: the built-in CA (self-signed, or istiod-style cacerts files), renewed at half-life.
+  Result<tls::CertificateAuthority> ca = config_.cacerts_dir.empty()
+                                             ? tls::CertificateAuthority::create_self_signed(config_.trust_domain, std::chrono::hours(24 * 365))
+                                             : tls::CertificateAuthority::load_cacerts_dir(config_.cacerts_dir);
+  if (!ca) return errorf(ca.error().kind, "built-in CA{}: {}", config_.cacerts_dir.empty() ? "" : " from " + config_.cacerts_dir, ca.error().context);
+  identity_task_ = readiness_.register_task("waypoint certificate");
+  identities_ = std::make_unique<identity::IdentityManager>(
+      control_.get_executor(), std::make_shared<identity::LocalCaSource>(std::move(*ca)), config_.secret_ttl,
+      [this](std::shared_ptr<const identity::CertBundle> b) { publish(std::move(b)); });
+  AMBIENT_TRY(identities_->set_identities({identity_}));
+
+  admin_ = std::make_unique<admin::HttpServer>(control_.get_executor(), admin::HttpServerOptions{.name = "admin"});
+  admin_->route("GET", "/config_dump", [this](const admin::Request&) {
+    admin::Response r;
+    r.content_type = "application/json";
+    r.body = config_dump();
+    return r;
+  });
+  admin_->route("POST", "/logging", admin::handle_logging);
+  admin_->route("GET", "/logging", admin::handle_logging);
+  admin_->route("POST", "/quitquitquit", [this](const admin::Request&) {
+    shutdown();
+    return admin::Response::text(200, "OK\n");
+  });
+  auto a = admin_->listen(config_.admin);
+  if (!a) return errorf(ErrorKind::Io, "admin server: {}", a.error().context);
+  admin_ep_ = *a;
+  metrics_ = std::make_unique<admin::HttpServer>(control_.get_executor(), admin::HttpServerOptions{.name = "metrics"});
+  auto metrics_handler = [this](const admin::Request& req) {
+    const auto format = telemetry::negotiate_format(req.header("accept"));
+    admin::Response r;
+    r.content_type = std::string(telemetry::content_type(format));
+    r.body = registry_.render(format);
+    return r;
+  };
+  metrics_->route("GET", "/metrics", metrics_handler);
+  metrics_->route("GET", "/stats/prometheus", metrics_handler);
+  auto m = metrics_->listen(config_.metrics);
+  if (!m) return errorf(ErrorKind::Io, "metrics server: {}", m.error().context);
+  metrics_ep_ = *m;
+  ready_server_ = std::make_unique<admin::HttpServer>(control_.get_executor(), admin::HttpServerOptions{.name = "readiness"});
+  admin::add_readiness_route(*ready_server_, readiness_);
+  auto rd = ready_server_->listen(config_.readiness);
+  if (!rd) return errorf(ErrorKind::Io, "readiness server: {}", rd.error().context);
+  readiness_ep_ = *rd;
+
+  for (auto& w : workers_)
+    w->thread = std::thread([io = &w->io] {
+      auto guard = asio::make_work_guard(*io);
+      io->run();
+    });
+  readiness_.mark_ready(proxy_task);
+  schedule_reload();
+  signals_.add(SIGINT);
+  signals_.add(SIGTERM);
+  signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (!ec) {
+      spdlog::info("received signal {}, starting drain", sig);
+      shutdown();
+    }
+  });
+  spdlog::info("waypoint {} ({}/{}, gateway {}) ready: {} workers, HBONE on {}:{}, admin {}:{}, metrics {}:{}, readiness {}:{}",
+               identity_, config_.ns, config_.name, config_.gateway_name, workers_.size(), config_.bind_address.to_string(),
+               config_.hbone_port, admin_ep_.address().to_string(), admin_ep_.port(), metrics_ep_.address().to_string(),
+               metrics_ep_.port(), readiness_ep_.address().to_string(), readiness_ep_.port());
+  return ok();
+}
+
+std::string App::config_dump() const {
+  std::string state = state::config_dump_json(state_->snapshot(), true);
+  std::string certs = "[";
+  bool first = true;
+  for (const auto& [id, c] : identities_->current()->certs) {
+    certs += fmt::format("{}\n    {{\"identity\": {}, \"state\": \"Available\", \"validFrom\": \"{}\", \"expirationTime\": \"{}\", "
+                         "\"serialNumber\": \"{}\"}}",
+                         first ? "" : ",", json::quote(id), iso8601(c->not_before), iso8601(c->not_after), tls::serial_hex(c->key.leaf()));
+    first = false;
+  }
+  certs += "\n  ]";
+  const auto end = state.rfind('}');
+  const std::string extra = fmt::format(
+      ",\n  \"routes\": {},\n  \"authorizationPolicies\": {},\n  \"certificates\": {},\n"
+      "  \"config\": {{\"workload\": {}, \"gateway\": {}, \"localXdsPath\": {}, \"routePaths\": {}, \"workerThreads\": {}, "
+      "\"reloads\": {}, \"reloadFailures\": {}, \"lastReloadError\": {}}}\n",
+      routes_json(state_->config()), policies_json(state_->config()), certs,
+      json::quote(config_.ns + "/" + config_.name + "/" + config_.service_account), json::quote(config_.gateway_name),
+      json::quote(config_.local_config_path), json::quote(fmt::format("{}", fmt::join(config_.route_paths, ","))), config_.worker_threads,
+      reloads_, reload_failures_, json::quote(last_reload_error_));
+  const auto body_end = state.find_last_not_of(" \n", end - 1);
+  return state.substr(0, body_end + 1) + extra + "}\n";
+}
+
+void App::shutdown() {
+  asio::post(control_, [this] { begin_drain(); });
+}
+
+void App::begin_drain() {
+  if (draining_) return;
+  draining_ = true;
+  reload_timer_.cancel();
+  drain_deadline_ = std::chrono::steady_clock::now() + config_.termination_deadline;
+  for (auto& w : workers_) asio::post(w->io, [p = w->proxy] { p->stop_accepting(); });
+  drain_step();
+}
+
+void App::drain_step() {
+  const auto live = counters_.live.load(std::memory_order_relaxed);
+  const bool expired = std::chrono::steady_clock::now() >= drain_deadline_;
+  if (live == 0 || expired) {
+    if (live > 0) {
+      spdlog::info("drain deadline passed with {} live tunnels: closing them", live);
+      for (auto& w : workers_) asio::post(w->io, [p = w->proxy] { p->close_all(); });
+    }
+    drain_timer_.expires_after(std::chrono::milliseconds(100));
+    drain_timer_.async_wait([this](boost::system::error_code) {
+      for (auto& w : workers_) w->io.stop();
+      if (admin_) admin_->stop();
+      if (metrics_) metrics_->stop();
+      if (ready_server_) ready_server_->stop();
+      signals_.cancel();
+      control_.stop();
+    });
+    return;
+  }
+  drain_timer_.expires_after(std::chrono::milliseconds(50));
+  drain_timer_.async_wait([this](boost::system::error_code ec) {
+    if (!ec) drain_step();
+  });
+}
+
+int App::run() {
+  control_.run();
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+  spdlog::info("waypoint stopped");
+  return 0;
+}
+
+}  // namespace ambient::waypoint

@@ -1,0 +1,94 @@
+#pragma once
+// App: the waypoint's process. The control thread (the caller of run()) owns configuration, the state snapshot,
+// the route/policy config and its reloads, the waypoint's certificate (IdentityManager), the admin (15000),
+// metrics (15020) and readiness (15021) servers and shutdown; N worker threads each run one io_context with
+// their own WaypointProxy (HBONE listener with SO_REUSEPORT, upstream pool, load balancer). L7 state and
+// certificates reach workers only as immutable snapshots posted to their io_context.
+//
+// Reload: every reload_interval the control thread compares the files' (size, mtime) with the last load; on a
+// change it re-reads everything. A file that fails to parse or validate keeps the previous good state and logs
+// the reason with file, line and field; live traffic is never interrupted (tunnels keep the state they
+// started with, the next tunnel takes the new one).
+// Shutdown (SIGTERM, SIGINT, POST /quitquitquit): stop accepting, GOAWAY, live tunnels may finish until
+// CONNECTION_TERMINATION_DEADLINE, then they are closed and the process exits 0.
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/admin/http_server.h"
+#include "common/admin/readiness.h"
+#include "common/base/result.h"
+#include "common/identity/identity_manager.h"
+#include "common/telemetry/metrics.h"
+#include "waypoint/app/config.h"
+#include "waypoint/proxy/request_telemetry.h"
+#include "waypoint/proxy/waypoint_proxy.h"
+
+namespace ambient::waypoint {
+
+class App {
+ public:
+  explicit App(AppConfig config);
+  ~App();
+
+  Result<void> start();
+  int run();
+  void shutdown();  // any thread
+
+  std::uint16_t hbone_port() const { return config_.hbone_port; }
+  boost::asio::ip::tcp::endpoint admin_endpoint() const { return admin_ep_; }
+  boost::asio::ip::tcp::endpoint metrics_endpoint() const { return metrics_ep_; }
+  boost::asio::ip::tcp::endpoint readiness_endpoint() const { return readiness_ep_; }
+  const WaypointCounters& counters() const { return counters_; }
+
+ private:
+  struct Worker {
+    boost::asio::io_context io{1};
+    telemetry::MetricsShard* shard = nullptr;
+    std::shared_ptr<WaypointProxy> proxy;
+    std::thread thread;
+  };
+  // (size, mtime) of every config file, directories expanded: a change triggers a reload.
+  using FileStamps = std::map<std::string, std::pair<std::uintmax_t, std::int64_t>>;
+  FileStamps stamp_files() const;
+  // Loads the local config and the route files into a new L7State. Errors name file, line and field.
+  Result<std::shared_ptr<const L7State>> load_state() const;
+  void publish(std::shared_ptr<const L7State> state);
+  void publish(std::shared_ptr<const identity::CertBundle> certs);
+  void schedule_reload();
+  std::string config_dump() const;
+  void begin_drain();
+  void drain_step();
+
+  AppConfig config_;
+  std::string identity_;  // spiffe://td/ns/NS/sa/SA
+  boost::asio::io_context control_{1};
+  telemetry::Registry registry_;
+  std::unique_ptr<RequestMetrics> request_metrics_;
+  WaypointCounters counters_;
+  std::shared_ptr<const L7State> state_;
+  FileStamps stamps_;
+  std::uint64_t reloads_ = 0, reload_failures_ = 0;
+  std::string last_reload_error_;
+  std::unique_ptr<identity::IdentityManager> identities_;
+  std::optional<admin::Readiness::Token> identity_task_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  admin::Readiness readiness_;
+  std::unique_ptr<admin::HttpServer> admin_, metrics_, ready_server_;
+  boost::asio::signal_set signals_{control_};
+  boost::asio::steady_timer reload_timer_{control_};
+  boost::asio::steady_timer drain_timer_{control_};
+  std::chrono::steady_clock::time_point drain_deadline_{};
+  bool draining_ = false;
+  boost::asio::ip::tcp::endpoint admin_ep_, metrics_ep_, readiness_ep_;
+};
+
+}  // namespace ambient::waypoint

@@ -1,0 +1,40 @@
+// waypoint: Istio-compatible L7 proxy for ambient mode. See README.md and ARCHITECTURE.md.
+#include <sys/resource.h>
+
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+#include "common/base/log.h"
+#include "common/telemetry/protobuf_log.h"
+#include "waypoint/app/app.h"
+
+int main(int argc, char** argv) {
+  using namespace ambient;
+  std::string help;
+  auto config = waypoint::load_app_config(argc, argv, &help);
+  if (!help.empty()) {
+    std::printf("%s", help.c_str());
+    return 0;
+  }
+  if (!config) {
+    std::fprintf(stderr, "waypoint: %s\n", config.error().message().c_str());
+    return 2;
+  }
+  if (auto r = log::init(config->log_level); !r) {
+    std::fprintf(stderr, "waypoint: %s\n", r.error().message().c_str());
+    return 2;
+  }
+  telemetry::route_protobuf_logs();
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  waypoint::App app(std::move(*config));
+  if (auto r = app.start(); !r) {
+    spdlog::error("waypoint failed to start: {}", r.error());
+    return 1;
+  }
+  return app.run();
+}
