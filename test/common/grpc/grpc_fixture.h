@@ -93,11 +93,12 @@ class Fd {
 // its "listening on" line within 10 s.
 class GrpcTestServer {
  public:
-  GrpcTestServer(const ScratchDir& scratch, std::vector<std::string> extra_args) {
+  // `host`: the address to listen on (port 0 picks one).
+  GrpcTestServer(const ScratchDir& scratch, std::vector<std::string> extra_args, std::string host = "127.0.0.1") {
     static int serial = 0;
     log_path_ = scratch.file("server-" + std::to_string(++serial) + ".log");
     const std::string exe = binary_dir() + "/test/grpc_server/grpc-test-server";
-    std::vector<std::string> args = {exe, "--listen", "127.0.0.1:0"};
+    std::vector<std::string> args = {exe, "--listen", host + ":0"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -133,7 +134,7 @@ class GrpcTestServer {
       if (n <= 0) break;
       line.append(buf, static_cast<std::size_t>(n));
     }
-    const std::string prefix = "listening on 127.0.0.1:";
+    const std::string prefix = "listening on " + host + ":";
     if (line.rfind(prefix, 0) != 0) {
       error_ = "grpc-test-server did not start: stdout \"" + line + "\", log " + log_path_;
       return;

@@ -3,7 +3,8 @@
 //   app (SOCKS5 to 127.0.0.2:15080) -> ztunnel 127.0.0.2 -> HBONE -> waypoint 127.0.0.4 -> HBONE ->
 //   ztunnel 127.0.0.5 (echo-v1) | 127.0.0.6 (echo-v2) -> HttpBackend v1 | v2 on :8080, and a TCP echo app on
 //   127.0.0.5 behind the `tcp-echo` service. Services with the waypoint: echo (127.10.0.20:80), dead
-//   (127.10.0.23:80, its endpoint's port has no listener), tcp-echo (127.10.0.24:9000). Routes and policies come
+//   (127.10.0.23:80, its endpoint's port has no listener), tcp-echo (127.10.0.24:9000), grpc-echo
+//   (127.10.0.25:50051, for a grpc-test-server on 127.0.0.5 that a gRPC test starts). Routes and policies come
 //   from a YAML file the waypoint watches (routes_yaml()).
 #include <doctest/doctest.h>
 
@@ -24,7 +25,7 @@ namespace ambient::test {
 
 using namespace std::chrono_literals;
 
-inline std::string mesh_yaml(std::uint16_t tcp_echo_port) {
+inline std::string mesh_yaml(std::uint16_t tcp_echo_port, std::uint16_t grpc_port) {
   return fmt::format(R"(
 workloads:
 - uid: Kubernetes//Pod/demo/client
@@ -49,7 +50,8 @@ workloads:
   canonicalName: echo
   canonicalRevision: v1
   services: {{"demo/echo.demo.svc.cluster.local": {{80: 8080}}, "demo/echo-v1.demo.svc.cluster.local": {{80: 8080}},
-             "demo/dead.demo.svc.cluster.local": {{80: 8099}}, "demo/tcp-echo.demo.svc.cluster.local": {{9000: {0}}}}}
+             "demo/dead.demo.svc.cluster.local": {{80: 8099}}, "demo/tcp-echo.demo.svc.cluster.local": {{9000: {0}}},
+             "demo/grpc-echo.demo.svc.cluster.local": {{50051: {1}}}}}
 - uid: Kubernetes//Pod/demo/echo-v2
   name: echo-v2
   namespace: demo
@@ -88,8 +90,14 @@ services:
   vips: ["/127.10.0.24"]
   ports: {{9000: {0}}}
   waypoint: {{destination: "/127.0.0.4", hboneMtlsPort: 15008}}
+- name: grpc-echo
+  namespace: demo
+  hostname: grpc-echo.demo.svc.cluster.local
+  vips: ["/127.10.0.25"]
+  ports: {{50051: {1}}}
+  waypoint: {{destination: "/127.0.0.4", hboneMtlsPort: 15008}}
 )",
-                     tcp_echo_port);
+                     tcp_echo_port, grpc_port);
 }
 
 inline std::string routes_yaml(int v1_weight, int v2_weight, std::string_view extra = "") {
@@ -208,6 +216,7 @@ struct MeshOptions {
   std::chrono::milliseconds header_read_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::string extra_config;  // more YAML documents for the routes file
+  std::uint16_t grpc_port = 1;  // where grpc-echo's app listens on 127.0.0.5 (a grpc-test-server, if the test runs one)
 };
 
 struct Mesh {
@@ -223,7 +232,7 @@ struct Mesh {
   explicit Mesh(MeshOptions o = {}) {
     write_cacerts(cacerts);
     tcp_echo = std::make_unique<EchoApp>("127.0.0.5");
-    write_file(mesh, mesh_yaml(tcp_echo->port()));
+    write_file(mesh, mesh_yaml(tcp_echo->port(), o.grpc_port));
     write_file(routes, routes_yaml(90, 10, o.extra_config));
     v1 = std::make_unique<HttpBackend>("v1", "127.0.0.5", 8080);
     v2 = std::make_unique<HttpBackend>("v2", "127.0.0.6", 8080);
