@@ -208,8 +208,9 @@ Result<void> App::start() {
     w->proxy = std::make_shared<WaypointProxy>(w->io, config_, *request_metrics_, *w->shard, counters_);
     w->proxy->set_state(state_);
     w->proxy->set_identity(identity_);
-    AMBIENT_TRY(w->proxy->start(config_.hbone_port));
+    AMBIENT_TRY(w->proxy->start(config_.hbone_port, config_.proxy_protocol_port));
     config_.hbone_port = w->proxy->port();
+    if (config_.proxy_protocol_port) config_.proxy_protocol_port = w->proxy->proxy_protocol_port();
     workers_.push_back(std::move(w));
   }
 
@@ -274,9 +275,11 @@ Result<void> App::start() {
       shutdown();
     }
   });
-  spdlog::info("waypoint {} ({}/{}, gateway {}) ready: {} workers, HBONE on {}:{}, admin {}:{}, metrics {}:{}, readiness {}:{}",
-               identity_, config_.ns, config_.name, config_.gateway_name, workers_.size(), config_.bind_address.to_string(),
-               config_.hbone_port, admin_ep_.address().to_string(), admin_ep_.port(), metrics_ep_.address().to_string(),
+  const std::string listeners =
+      (config_.hbone_enabled ? fmt::format("HBONE on {}:{}", config_.bind_address.to_string(), config_.hbone_port) : std::string("no HBONE")) +
+      (config_.proxy_protocol_port ? fmt::format(", PROXY protocol on {}:{}", config_.proxy_protocol_bind.to_string(), *config_.proxy_protocol_port) : "");
+  spdlog::info("waypoint {} ({}/{}, gateway {}) ready: {} workers, {}, admin {}:{}, metrics {}:{}, readiness {}:{}",
+               identity_, config_.ns, config_.name, config_.gateway_name, workers_.size(), listeners, admin_ep_.address().to_string(), admin_ep_.port(), metrics_ep_.address().to_string(),
                metrics_ep_.port(), readiness_ep_.address().to_string(), readiness_ep_.port());
   return ok();
 }

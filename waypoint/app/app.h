@@ -44,6 +44,7 @@ class App {
   void shutdown();  // any thread
 
   std::uint16_t hbone_port() const { return config_.hbone_port; }
+  std::optional<std::uint16_t> proxy_protocol_port() const { return config_.proxy_protocol_port; }
   boost::asio::ip::tcp::endpoint admin_endpoint() const { return admin_ep_; }
   boost::asio::ip::tcp::endpoint metrics_endpoint() const { return metrics_ep_; }
   boost::asio::ip::tcp::endpoint readiness_endpoint() const { return readiness_ep_; }

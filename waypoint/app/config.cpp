@@ -47,6 +47,9 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
       .add({"worker-threads", "WAYPOINT_WORKER_THREADS", "2", "data-plane threads (1..64)"})
       .add({"bind", "BIND_ADDRESS", "::", "address the HBONE listener binds"})
       .add({"hbone-port", "", "15008", "HBONE listener port"})
+      .add({"hbone", "WAYPOINT_HBONE", "true", "serve HBONE on --hbone-port (off: only the PROXY protocol binding)"})
+      .add({"proxy-protocol-port", "WAYPOINT_PROXY_PROTOCOL_PORT", "", "PROXY protocol v2 listener for the local ztunnel (Istio's sandwich binding, e.g. 15088); empty = off"})
+      .add({"proxy-protocol-bind", "", "127.0.0.1", "address of the PROXY protocol listener (only loopback peers are served)"})
       .add({"admin", "ADMIN_ADDRESS", "127.0.0.1:15000", "admin server (config_dump, logging, quitquitquit)"})
       .add({"metrics", "METRICS_ADDRESS", "[::]:15020", "Prometheus metrics server"})
       .add({"readiness", "READINESS_ADDRESS", "[::]:15021", "readiness server (/healthz/ready)"})
@@ -99,6 +102,18 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
   auto port = o.integer("hbone-port", 0, 65535);
   if (!port) return std::move(port).error();
   c.hbone_port = static_cast<std::uint16_t>(*port);
+  auto hbone = o.boolean("hbone");
+  if (!hbone) return std::move(hbone).error();
+  c.hbone_enabled = *hbone;
+  if (const std::string pp = o.get("proxy-protocol-port"); !pp.empty()) {
+    auto v = o.integer("proxy-protocol-port", 0, 65535);
+    if (!v) return std::move(v).error();
+    c.proxy_protocol_port = static_cast<std::uint16_t>(*v);
+  }
+  c.proxy_protocol_bind = boost::asio::ip::make_address(o.get("proxy-protocol-bind"), ec);
+  if (ec) return errorf(ErrorKind::InvalidArgument, "--proxy-protocol-bind '{}' is not an IP address", o.get("proxy-protocol-bind"));
+  if (!c.hbone_enabled && !c.proxy_protocol_port)
+    return errorf(ErrorKind::InvalidArgument, "WAYPOINT_HBONE=false needs WAYPOINT_PROXY_PROTOCOL_PORT: the waypoint would take no traffic");
   for (auto [flag, out] : {std::pair{"admin", &c.admin}, std::pair{"metrics", &c.metrics}, std::pair{"readiness", &c.readiness}}) {
     auto v = parse_endpoint(o.get(flag), std::string("--") + flag);
     if (!v) return std::move(v).error();

@@ -4,6 +4,7 @@
 // flag or variable in each error.
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,11 @@ struct AppConfig {
 
   boost::asio::ip::address bind_address = boost::asio::ip::make_address("::");  // --bind
   std::uint16_t hbone_port = 15008;
+  bool hbone_enabled = true;                        // WAYPOINT_HBONE: off when only the sandwich binding is used
+  // Istio's sandwich binding (Gateway annotation ambient.istio.io/waypoint-inbound-binding: PROXY/15088): the
+  // local ztunnel sends PROXY protocol v2 here. Off unless set; only loopback peers are accepted.
+  std::optional<std::uint16_t> proxy_protocol_port;  // WAYPOINT_PROXY_PROTOCOL_PORT
+  boost::asio::ip::address proxy_protocol_bind = boost::asio::ip::make_address("127.0.0.1");
   boost::asio::ip::tcp::endpoint admin{boost::asio::ip::make_address("127.0.0.1"), 15000};
   boost::asio::ip::tcp::endpoint metrics{boost::asio::ip::make_address("::"), 15020};
   boost::asio::ip::tcp::endpoint readiness{boost::asio::ip::make_address("::"), 15021};

@@ -38,7 +38,7 @@ namespace {
 
 constexpr std::size_t kReplayableBody = 64 * 1024;
 constexpr std::size_t kMaxIdlePerTarget = 64;
-using Down = PrefixedStream<SharedStream>;
+using Down = PrefixedStream<h2::Transport>;
 using DownReader = http1::Reader<Down>;
 
 std::string request_id(std::uint64_t a, std::uint64_t b) {  // UUID version 4 layout
@@ -192,16 +192,16 @@ enum class AttemptEnd : std::uint8_t {
 }  // namespace
 
 struct WaypointProxy::Http1Downstream {
-  Http1Downstream(std::shared_ptr<h2::Stream> s, std::vector<std::uint8_t> first, const http1::Limits& limits)
-      : raw(std::move(s)), stream(raw, std::move(first)), reader(stream, limits) {}
-  SharedStream raw;
+  Http1Downstream(std::shared_ptr<h2::Transport> io, std::vector<std::uint8_t> first, const http1::Limits& limits)
+      : raw(std::move(io)), stream(*raw, std::move(first)), reader(stream, limits) {}
+  std::shared_ptr<h2::Transport> raw;
   Down stream;
   DownReader reader;
 };
 
 asio::awaitable<void> WaypointProxy::serve_http1(Tunnel& t, std::vector<std::uint8_t> first_bytes) {
   const http1::Limits limits{config_.max_header_bytes, config_.max_headers, 8 * 1024};
-  Http1Downstream client(t.stream, std::move(first_bytes), limits);
+  Http1Downstream client(t.io, std::move(first_bytes), limits);
   Down& down = client.stream;
   DownReader& reader = client.reader;
   asio::steady_timer timer(io_);
@@ -310,7 +310,7 @@ asio::awaitable<void> WaypointProxy::serve_http1(Tunnel& t, std::vector<std::uin
     if (upgraded || !keep) break;
   }
   (void)co_await down.shutdown_write();
-  co_await t.stream->finish();
+  co_await t.end();
 }
 
 asio::awaitable<Result<const http1::ResponseHead*>> WaypointProxy::send_request(UpstreamConn& conn, Http1Downstream& client,

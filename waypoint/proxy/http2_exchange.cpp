@@ -132,8 +132,7 @@ asio::awaitable<void> run_client_session(std::shared_ptr<h2::Session> s) {
 asio::awaitable<void> WaypointProxy::serve_http2(Tunnel& t, std::vector<std::uint8_t> first_bytes) {
   // The tunnel's context is shared with the request coroutines, which may finish after the session.
   auto tunnel = std::make_shared<Tunnel>(t);
-  SharedStream raw(t.stream);
-  auto transport = h2::make_transport(PrefixedStream<SharedStream>(raw, std::move(first_bytes)));
+  auto transport = h2::make_transport(PrefixedStream<h2::Transport>(*tunnel->io, std::move(first_bytes)));
   h2::Settings s = config_.h2;
   s.max_concurrent_streams = 100;
   s.ping_interval = std::chrono::milliseconds(0);  // the HBONE connection underneath has its own keepalive
@@ -144,12 +143,12 @@ asio::awaitable<void> WaypointProxy::serve_http2(Tunnel& t, std::vector<std::uin
   auto session = h2::Session::server(io_.get_executor(), std::move(transport), s, std::move(handler), t.peer->address);
   if (!session) {
     spdlog::warn("tunnel from {}: HTTP/2 session: {}", t.peer->address, session.error());
-    t.stream->close();
+    t.io->close();
     co_return;
   }
   auto r = co_await (*session)->run();
   if (!r) spdlog::debug("tunnel from {} ({}): HTTP/2 session ended: {}", t.peer->address, t.authority, r.error());
-  co_await t.stream->finish();
+  co_await t.end();
 }
 
 asio::awaitable<Result<std::shared_ptr<h2::Stream>>> WaypointProxy::open_h2_stream(const UpstreamTarget& target, const h2::Headers& headers,

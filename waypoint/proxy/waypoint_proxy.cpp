@@ -11,9 +11,12 @@
 #include <spdlog/spdlog.h>
 
 #include "common/net/copy.h"
+#include "common/net/endpoint.h"
+#include "common/net/proxy_protocol.h"
 #include "common/net/socket_options.h"
 #include "common/state/ip_asio.h"
 #include "common/state/resource.h"
+#include "common/tls/spiffe.h"
 #include "waypoint/proxy/tunnel.h"
 #include "waypoint/proxy/upstream.h"
 #include "waypoint/proxy/upstream_conn.h"
@@ -38,6 +41,11 @@ bool looks_like_http1(std::span<const std::uint8_t> b) {
     if (!(c >= 'A' && c <= 'Z') && c != '-' && c != '_') return false;
   }
   return !b.empty() && b.size() <= kMaxMethod;
+}
+
+bool is_loopback(const asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).is_loopback();
+  return a.is_loopback();
 }
 
 bool is_h2_preface(std::span<const std::uint8_t> b) {
@@ -66,20 +74,30 @@ WaypointProxy::WaypointProxy(asio::io_context& io, const AppConfig& config, cons
 
 WaypointProxy::~WaypointProxy() = default;
 
-Result<void> WaypointProxy::start(std::uint16_t port) {
-  auto acc = net::listen(io_.get_executor(), {config_.bind_address, port}, net::ListenOptions{.reuseport = true, .backlog = 1024});
-  if (!acc) return errorf(ErrorKind::Io, "HBONE listener: {}", acc.error().context);
-  port_ = acc->local_endpoint().port();
-  acceptor_.emplace(std::move(*acc));
-  asio::co_spawn(io_, accept_loop(*acceptor_), keep_alive());
+Result<void> WaypointProxy::start(std::uint16_t hbone_port, std::optional<std::uint16_t> proxy_protocol_port) {
+  if (config_.hbone_enabled) {
+    auto acc = net::listen(io_.get_executor(), {config_.bind_address, hbone_port}, net::ListenOptions{.reuseport = true, .backlog = 1024});
+    if (!acc) return errorf(ErrorKind::Io, "HBONE listener: {}", acc.error().context);
+    port_ = acc->local_endpoint().port();
+    acceptors_.push_back(std::move(*acc));
+    asio::co_spawn(io_, accept_loop(acceptors_.back(), false), keep_alive());
+  }
+  if (proxy_protocol_port) {
+    auto acc = net::listen(io_.get_executor(), {config_.proxy_protocol_bind, *proxy_protocol_port},
+                           net::ListenOptions{.reuseport = true, .backlog = 1024});
+    if (!acc) return errorf(ErrorKind::Io, "PROXY protocol listener: {}", acc.error().context);
+    proxy_port_ = acc->local_endpoint().port();
+    acceptors_.push_back(std::move(*acc));
+    asio::co_spawn(io_, accept_loop(acceptors_.back(), true), keep_alive());
+  }
   return ok();
 }
 
 void WaypointProxy::stop_accepting() {
   accepting_ = false;
-  if (acceptor_) {
+  for (auto& acc : acceptors_) {
     boost::system::error_code ec;
-    acceptor_->close(ec);
+    acc.close(ec);
   }
   for (auto& w : sessions_)
     if (auto s = w.lock()) s->shutdown();
@@ -93,19 +111,20 @@ void WaypointProxy::close_all() {
   for (auto& [id, close] : live) close();
 }
 
-asio::awaitable<void> WaypointProxy::accept_loop(tcp::acceptor& acc) {
+asio::awaitable<void> WaypointProxy::accept_loop(tcp::acceptor& acc, bool proxy_protocol) {
   asio::steady_timer backoff(io_);
   while (accepting_) {
     auto c = co_await net::accept(acc);
     if (!c) {
       if (c.error().kind == ErrorKind::Cancelled || !accepting_) co_return;
-      spdlog::warn("HBONE listener: accept failed: {}; retrying in 100 ms", c.error());
+      spdlog::warn("{} listener: accept failed: {}; retrying in 100 ms", proxy_protocol ? "PROXY protocol" : "HBONE", c.error());
       backoff.expires_after(std::chrono::milliseconds(100));
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
     (void)net::set_keepalive(c->socket().native_handle(), std::chrono::seconds(180), std::chrono::seconds(180), 9);
-    asio::co_spawn(io_, serve_connection(std::move(*c)), keep_alive());
+    if (proxy_protocol) asio::co_spawn(io_, serve_proxy_protocol(std::move(*c)), keep_alive());
+    else asio::co_spawn(io_, serve_connection(std::move(*c)), keep_alive());
   }
 }
 
@@ -132,22 +151,26 @@ asio::awaitable<void> WaypointProxy::serve_connection(net::TcpStream connection)
   if (!r) spdlog::debug("HBONE connection from {} ended: {}", peer, r.error());
 }
 
+// Counts a live tunnel and registers its closer (drain step 2) for the tunnel's lifetime.
+struct WaypointProxy::LiveTunnel {
+  LiveTunnel(WaypointProxy& p, std::function<void()> closer) : proxy(p), id(p.next_live_++) {
+    proxy.live_.emplace(id, std::move(closer));
+    proxy.counters_.tunnels_total.fetch_add(1, std::memory_order_relaxed);
+    proxy.counters_.live.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~LiveTunnel() {
+    proxy.live_.erase(id);
+    proxy.counters_.live.fetch_sub(1, std::memory_order_relaxed);
+  }
+  LiveTunnel(const LiveTunnel&) = delete;
+  LiveTunnel& operator=(const LiveTunnel&) = delete;
+  WaypointProxy& proxy;
+  std::uint64_t id;
+};
+
 asio::awaitable<void> WaypointProxy::serve_tunnel(std::shared_ptr<const hbone::PeerInfo> peer, std::shared_ptr<h2::Stream> stream) {
   auto self = shared_from_this();  // the proxy outlives its tunnels
-  counters_.tunnels_total.fetch_add(1, std::memory_order_relaxed);
-  counters_.live.fetch_add(1, std::memory_order_relaxed);
-  struct LiveGuard {
-    WaypointProxy* p;
-    std::uint64_t id;
-    ~LiveGuard() {
-      p->live_.erase(id);
-      p->counters_.live.fetch_sub(1, std::memory_order_relaxed);
-    }
-  };
-  const std::uint64_t id = next_live_++;
-  live_.emplace(id, [stream] { stream->close(); });
-  LiveGuard guard{this, id};
-
+  LiveTunnel live(*this, [stream] { stream->close(); });
   Tunnel t;
   t.state = state_;
   t.peer = peer;
@@ -171,39 +194,102 @@ asio::awaitable<void> WaypointProxy::serve_tunnel(std::shared_ptr<const hbone::P
   }
   t.destination = *dst;
   // The peer's address: ztunnel dials from the source pod's IP (or its node's).
-  const auto colon = peer->address.rfind(':');
-  std::string ip_text = peer->address.substr(0, colon);
-  if (ip_text.size() >= 2 && ip_text.front() == '[') ip_text = ip_text.substr(1, ip_text.size() - 2);
-  if (auto ip = state::IpAddr::parse(ip_text)) {
-    t.source_ip = ip->canonical();
+  if (auto ep = net::parse_endpoint(peer->address)) {
+    t.source_ip = state::from_asio(ep->address()).canonical();
     t.source = t.state->snapshot().workload_by_ip(t.state->self().network, t.source_ip);
   }
   if (auto r = stream->respond(200); !r) co_return;
+  t.io = h2::make_transport(SharedStream(stream));
+  co_await serve_protocol(t, {});
+}
 
-  std::vector<std::uint8_t> first;
+asio::awaitable<void> WaypointProxy::serve_proxy_protocol(net::TcpStream connection) {
+  auto self = shared_from_this();
+  const tcp::endpoint peer_ep = connection.peer();
+  const std::string peer = net::format_endpoint(peer_ep);
+  // Only the local ztunnel speaks PROXY protocol to us (Istio's sandwich: from localhost): the header is trusted,
+  // so anything else is refused before a byte of it is read.
+  if (!is_loopback(peer_ep.address())) {
+    spdlog::warn("PROXY protocol listener: connection from {} refused (only the local ztunnel, from localhost)", peer);
+    co_return;
+  }
+  auto io = std::shared_ptr<h2::Transport>(h2::make_transport(std::move(connection)));
+  LiveTunnel live(*this, [io] { io->close(); });
+  // The header, within the header read timeout and kMaxProxyHeader bytes.
+  std::vector<std::uint8_t> buf(net::kMaxProxyHeader + 1024);
+  std::size_t have = 0;
+  std::optional<net::ParsedProxyHeader> parsed;
+  asio::steady_timer timer(io_);
+  timer.expires_after(config_.header_read_timeout);
+  while (!parsed) {
+    auto room = std::span<std::uint8_t>(buf).subspan(have);
+    auto got = co_await (io->read_some(room) || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (got.index() == 1) {
+      spdlog::info("PROXY protocol from {}: no complete header within {} ms", peer, config_.header_read_timeout.count());
+      co_return;
+    }
+    auto& n = std::get<0>(got);
+    if (!n || *n == 0) co_return;
+    have += *n;
+    auto p = net::parse_proxy_v2(std::span<const std::uint8_t>(buf.data(), have));
+    if (!p) {
+      spdlog::info("PROXY protocol from {}: {}", peer, p.error());
+      co_return;
+    }
+    parsed = std::move(*p);
+  }
+  const auto& h = parsed->header;
+  if (h.local) co_return;  // a health check
+  const auto id_text = h.tlv(net::kTlvPeerIdentity);
+  auto id = id_text ? tls::parse_spiffe(*id_text) : Result<tls::SpiffeId>(errorf(ErrorKind::PeerIdentity, "no TLV 0xD0"));
+  if (!id) {
+    spdlog::info("PROXY protocol from {}: no source identity (TLV 0xD0): {}; refused", peer, id.error());
+    co_return;
+  }
+  Tunnel t;
+  t.state = state_;
+  t.peer = std::make_shared<const hbone::PeerInfo>(hbone::PeerInfo{*id, net::format_endpoint(h.source)});
+  t.authority = net::format_endpoint(h.destination);
+  t.io = io;
+  if (!t.state) co_return;
+  auto dst = t.state->resolve(t.authority);
+  if (!dst) {
+    spdlog::info("PROXY protocol tunnel from {} ({}) refused: {}", t.peer->address, id->to_string(), dst.error().context);
+    co_return;
+  }
+  t.destination = *dst;
+  t.source_ip = state::from_asio(h.source.address()).canonical();
+  t.source = t.state->snapshot().workload_by_ip(t.state->self().network, t.source_ip);
+  std::vector<std::uint8_t> rest(buf.begin() + static_cast<std::ptrdiff_t>(parsed->consumed), buf.begin() + static_cast<std::ptrdiff_t>(have));
+  co_await serve_protocol(t, std::move(rest));
+}
+
+asio::awaitable<void> WaypointProxy::serve_protocol(Tunnel& t, std::vector<std::uint8_t> first) {
   const std::string& proto = t.destination.app_protocol;
   if (proto == "TCP" || proto == "TLS") {
     co_await serve_opaque(t, std::move(first));
     co_return;
   }
-  // Sniff: the client speaks first in HTTP. A server-first protocol on an undeclared port waits out the
-  // sniff timeout, then goes opaque.
-  first.resize(1024);
-  asio::steady_timer timer(io_);
-  timer.expires_after(config_.header_read_timeout);
-  auto got = co_await (stream->read_some(first) || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
-  if (got.index() == 1) {
-    first.clear();
-    co_await serve_opaque(t, std::move(first));
-    co_return;
+  if (first.empty()) {
+    // Sniff: the client speaks first in HTTP. A server-first protocol on an undeclared port waits out the
+    // header read timeout, then goes opaque.
+    first.resize(1024);
+    asio::steady_timer timer(io_);
+    timer.expires_after(config_.header_read_timeout);
+    auto got = co_await (t.io->read_some(first) || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
+    if (got.index() == 1) {
+      first.clear();
+      co_await serve_opaque(t, std::move(first));
+      co_return;
+    }
+    auto& n = std::get<0>(got);
+    if (!n || *n == 0) {
+      (void)co_await t.io->shutdown_write();
+      co_await t.end();
+      co_return;
+    }
+    first.resize(*n);
   }
-  auto& n = std::get<0>(got);
-  if (!n || *n == 0) {
-    (void)co_await stream->shutdown_write();
-    co_await stream->finish();
-    co_return;
-  }
-  first.resize(*n);
   if (is_h2_preface(first) || proto == "HTTP2" || proto == "GRPC") {
     co_await serve_http2(t, std::move(first));
     co_return;
@@ -216,21 +302,15 @@ asio::awaitable<void> WaypointProxy::serve_tunnel(std::shared_ptr<const hbone::P
 }
 
 asio::awaitable<void> WaypointProxy::serve_opaque(Tunnel& t, std::vector<std::uint8_t> first_bytes) {
-  RequestRecord rec;
-  rec.started = std::chrono::steady_clock::now();
-  rec.protocol = "tcp";
-  rec.src_addr = t.peer->address;
-  rec.src_principal = t.peer->identity.to_string();
-  rec.source = t.source;
-  rec.authority = t.authority;
-  rec.service = t.destination.service;
+  const auto started = std::chrono::steady_clock::now();
+  const std::string principal = t.peer->identity.to_string();
   L7Request authz = t.authz_request();
   authz.opaque = true;
   const auto decision = evaluate(t.state->policies(t.destination), authz);
   if (!decision.allowed) {
-    spdlog::info("tcp: src.addr={} src.identity=\"{}\" authority={} denied: {}", rec.src_addr, rec.src_principal, t.authority,
+    spdlog::info("tcp: src.addr={} src.identity=\"{}\" authority={} denied: {}", t.peer->address, principal, t.authority,
                  decision.policy.empty() ? "no ALLOW policy matched" : "denied by " + decision.policy);
-    t.stream->close();
+    t.io->close();
     co_return;
   }
   std::optional<UpstreamTarget> target;
@@ -240,28 +320,28 @@ asio::awaitable<void> WaypointProxy::serve_opaque(Tunnel& t, std::vector<std::ui
     target = EndpointPicker::direct(*t.destination.workload, t.destination.port);
   if (!target) {
     spdlog::info("tcp: authority={}: no healthy endpoint", t.authority);
-    t.stream->close();
+    t.io->close();
     co_return;
   }
   auto up = co_await open_upstream(*target, config_.connect_timeout);
   if (!up) {
     spdlog::info("tcp: authority={} upstream={}: {}", t.authority, target->authority(), up.error());
-    t.stream->close();
+    t.io->close();
     co_return;
   }
   if (!first_bytes.empty()) {
     if (auto w = co_await (*up)->write_all(first_bytes); !w) {
-      t.stream->close();
+      t.io->close();
       co_return;
     }
   }
-  SharedStream down(t.stream);
   net::CopyStats stats;
-  auto copied = co_await net::copy_bidirectional(down, **up, stats);
-  spdlog::info("tcp: src.addr={} src.identity=\"{}\" authority={} upstream={} bytes_in={} bytes_out={} {}", rec.src_addr,
-               rec.src_principal, t.authority, target->authority(), stats.a_to_b.bytes + first_bytes.size(), stats.b_to_a.bytes,
+  auto copied = co_await net::copy_bidirectional(*t.io, **up, stats);
+  spdlog::info("tcp: src.addr={} src.identity=\"{}\" authority={} upstream={} bytes_in={} bytes_out={} duration={}ms {}", t.peer->address,
+               principal, t.authority, target->authority(), stats.a_to_b.bytes + first_bytes.size(), stats.b_to_a.bytes,
+               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count(),
                copied ? std::string("complete") : "error=\"" + copied.error().message() + "\"");
-  co_await t.stream->finish();
+  co_await t.end();
 }
 
 asio::awaitable<Result<std::shared_ptr<h2::Session>>> WaypointProxy::dial(std::shared_ptr<DialContext> ctx, hbone::PoolKey key) {

@@ -4,6 +4,9 @@
 // and its idle upstream HTTP/1 connections. Everything here runs on the worker's io_context; the control thread
 // only posts new L7 state and certificate bundles.
 //
+// Istio's sandwich binding is served too: the local ztunnel terminates HBONE and sends each tunnel as TCP with a
+// PROXY protocol v2 header (source identity in TLV 0xD0) to the PROXY listener (localhost:15088 when enabled).
+//
 // One tunnel (a CONNECT stream on 15008, source identity = the peer certificate's URI SAN):
 //   :authority -> Destination (service VIP:port, or workload IP:port) -> 200 -> protocol:
 //     the service port's app_protocol when declared (TCP/TLS opaque; HTTP/HTTP2/GRPC parsed), else sniffed
@@ -59,9 +62,11 @@ class WaypointProxy : public std::enable_shared_from_this<WaypointProxy> {
   WaypointProxy(const WaypointProxy&) = delete;
   WaypointProxy& operator=(const WaypointProxy&) = delete;
 
-  // Binds the HBONE listener (port `port`, SO_REUSEPORT) and starts accepting. Worker thread.
-  Result<void> start(std::uint16_t port);
+  // Binds the HBONE listener (unless disabled) and, when given, the PROXY protocol listener (SO_REUSEPORT), and
+  // starts accepting. Worker thread.
+  Result<void> start(std::uint16_t hbone_port, std::optional<std::uint16_t> proxy_protocol_port);
   std::uint16_t port() const { return port_; }
+  std::uint16_t proxy_protocol_port() const { return proxy_port_; }
 
   void set_state(std::shared_ptr<const L7State> state) { state_ = std::move(state); }
   void set_certs(std::shared_ptr<const identity::CertBundle> certs) { dial_->certs = std::move(certs); }
@@ -87,9 +92,14 @@ class WaypointProxy : public std::enable_shared_from_this<WaypointProxy> {
   auto keep_alive() {
     return [self = shared_from_this()](std::exception_ptr) {};
   }
-  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor);
+  struct LiveTunnel;  // counts a live tunnel and holds its closer (waypoint_proxy.cpp)
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor, bool proxy_protocol);
   boost::asio::awaitable<void> serve_connection(net::TcpStream connection);
   boost::asio::awaitable<void> serve_tunnel(std::shared_ptr<const hbone::PeerInfo> peer, std::shared_ptr<h2::Stream> stream);
+  // Istio's sandwich binding: a PROXY v2 connection from the local ztunnel (source identity in TLV 0xD0).
+  boost::asio::awaitable<void> serve_proxy_protocol(net::TcpStream connection);
+  // What the tunnel carries, declared (the service port's app_protocol) or sniffed from `first` (read if empty).
+  boost::asio::awaitable<void> serve_protocol(Tunnel& t, std::vector<std::uint8_t> first);
   boost::asio::awaitable<void> serve_opaque(Tunnel& t, std::vector<std::uint8_t> first_bytes);
   boost::asio::awaitable<void> serve_http1(Tunnel& t, std::vector<std::uint8_t> first_bytes);
   // HTTP/2 (prior knowledge; gRPC): a server session over the tunnel, one coroutine per request (http2_exchange.cpp).
@@ -124,8 +134,8 @@ class WaypointProxy : public std::enable_shared_from_this<WaypointProxy> {
   std::shared_ptr<DialContext> dial_;
   hbone::Pool pool_;
   EndpointPicker picker_;
-  std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
-  std::uint16_t port_ = 0;
+  std::list<boost::asio::ip::tcp::acceptor> acceptors_;  // stable addresses: accept loops hold references
+  std::uint16_t port_ = 0, proxy_port_ = 0;
   bool accepting_ = true;
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConn>>> idle_;  // by target authority
   std::unordered_map<std::string, std::vector<std::shared_ptr<h2::Session>>> h2_upstreams_;  // by target authority

@@ -12,6 +12,7 @@
 #include "common/hbone/tunnel.h"
 #include "common/net/copy.h"
 #include "common/net/endpoint.h"
+#include "common/net/proxy_protocol.h"
 #include "common/net/socket_options.h"
 #include "common/rbac/authorization.h"
 #include "common/state/ip_asio.h"
@@ -593,7 +594,30 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
     }
     spdlog::debug("authorization: {} -> {}: {}", rec.src_identity, rec.dst_identity, rbac::to_string(decision));
 
-    auto app = co_await connect_upstream(req.upstream, peer_ep.address());
+    // An application tunnel (Istio's sandwich: a waypoint in the mesh behind this ztunnel) is reached on
+    // localhost from localhost, with the original source, target and identity in a PROXY v2 header.
+    const bool proxy_tunnel = dst->has_application_tunnel() && dst->application_tunnel().protocol() == istio::workload::ApplicationTunnel::PROXY;
+    std::optional<asio::ip::address> keep_source;
+    SocketAddr to = req.upstream;
+    if (proxy_tunnel) to.ip = state::from_asio(asio::ip::make_address("127.0.0.1"));
+    else keep_source = peer_ep.address();
+    auto app = co_await connect_upstream(to, keep_source);
+    if (app && proxy_tunnel) {
+      // The HBONE target: the authority's ip:port, or for a hostname authority the service's VIP and port.
+      tcp::endpoint target = to_endpoint(req.upstream);
+      if (auto a = parse_authority(authority); a && a->ip) {
+        target = tcp::endpoint(state::to_asio(*a->ip), a->port);
+      } else if (req.service != nullptr && a) {
+        for (const auto& vip : req.service->addresses())
+          if (auto ip = state::IpAddr::from_bytes(vip.address()); ip && vip.network() == config_.network) {
+            target = tcp::endpoint(state::to_asio(*ip), a->port);
+            if (ip->is_v4()) break;
+          }
+      }
+      const std::string header = net::encode_proxy_v2(peer_ep, target, {{net::kTlvPeerIdentity, peer->identity.to_string()}});
+      auto w = co_await app->write_all(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(header.data()), header.size()));
+      if (!w) app = std::move(w).error();
+    }
     if (!app) {
       (void)stream->respond(503, {}, true);
       metrics_.on_close(handle, ResponseFlags::Connect);

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "test/support/wait.h"
+#include "common/net/proxy_protocol.h"
 #include "test/waypoint/support/waypoint_mesh.h"
 
 using namespace ambient;
@@ -151,5 +152,35 @@ TEST_CASE("waypoint mesh: routing, policy, retries, timeouts, upgrade, telemetry
     CHECK(dump.find("\"kind\": \"HTTPRoute\", \"namespace\": \"demo\", \"name\": \"echo\"") != std::string::npos);
     CHECK(dump.find("\"name\": \"deny-admin\", \"action\": \"DENY\"") != std::string::npos);
     CHECK(dump.find("spiffe://cluster.local/ns/demo/sa/waypoint") != std::string::npos);
+  }
+}
+
+TEST_CASE("waypoint sandwich binding: ztunnel terminates HBONE and hands tunnels over PROXY protocol v2") {
+  MeshOptions o;
+  o.sandwich = true;
+  Mesh m(o);
+  auto c = m.connect();
+  REQUIRE(c.ok());
+  // Routing and policy work on what the PROXY header carried: the original destination and the source identity.
+  auto r = c.request("GET", "/sandwich", {{"x-version", "v2"}});
+  CHECK(r.status == 200);
+  CHECK(first_line(r.body) == "v2 GET /sandwich");
+  CHECK(c.request("GET", "/admin").status == 403);
+  const std::string metrics = http_get(m.wp->app->metrics_endpoint(), "/metrics");
+  CHECK(metrics.find("source_principal=\"spiffe://cluster.local/ns/demo/sa/client\"") != std::string::npos);
+  SUBCASE("a PROXY header without the source identity (TLV 0xD0) is refused: no request reaches an app") {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket s(io);
+    boost::system::error_code ec;
+    s.connect({boost::asio::ip::make_address("127.0.0.1"), 15088}, ec);
+    REQUIRE(!ec);
+    const std::string no_identity = net::encode_proxy_v2({boost::asio::ip::make_address("127.0.0.2"), 1},
+                                                         {boost::asio::ip::make_address("127.10.0.20"), 80}) +
+                                    "GET / HTTP/1.1\r\nHost: echo\r\nx-version: v2\r\n\r\n";
+    boost::asio::write(s, boost::asio::buffer(no_identity), ec);
+    std::array<char, 256> buf{};
+    const std::size_t n = s.read_some(boost::asio::buffer(buf), ec);
+    CHECK((ec || n == 0));  // closed without an answer
+    CHECK(m.v2->requests() == 1);
   }
 }

@@ -25,7 +25,7 @@ namespace ambient::test {
 
 using namespace std::chrono_literals;
 
-inline std::string mesh_yaml(std::uint16_t tcp_echo_port, std::uint16_t grpc_port) {
+inline std::string mesh_yaml(std::uint16_t tcp_echo_port, std::uint16_t grpc_port, bool sandwich) {
   return fmt::format(R"(
 workloads:
 - uid: Kubernetes//Pod/demo/client
@@ -41,7 +41,7 @@ workloads:
   serviceAccount: waypoint
   workloadIps: ["127.0.0.4"]
   protocol: HBONE
-- uid: Kubernetes//Pod/demo/echo-v1
+{2}- uid: Kubernetes//Pod/demo/echo-v1
   name: echo-v1
   namespace: demo
   serviceAccount: echo
@@ -97,7 +97,7 @@ services:
   ports: {{50051: {1}}}
   waypoint: {{destination: "/127.0.0.4", hboneMtlsPort: 15008}}
 )",
-                     tcp_echo_port, grpc_port);
+                     tcp_echo_port, grpc_port, sandwich ? "  applicationTunnel: {protocol: PROXY, port: 15088}\n" : "");
 }
 
 inline std::string routes_yaml(int v1_weight, int v2_weight, std::string_view extra = "") {
@@ -217,6 +217,10 @@ struct MeshOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   std::string extra_config;  // more YAML documents for the routes file
   std::uint16_t grpc_port = 1;  // where grpc-echo's app listens on 127.0.0.5 (a grpc-test-server, if the test runs one)
+  // Istio's sandwich binding: a ztunnel serves the waypoint's workload (127.0.0.4:15008) and hands each tunnel
+  // to the waypoint over PROXY protocol v2 on 127.0.0.1:15088 (applicationTunnel PROXY); the waypoint has no
+  // HBONE listener of its own.
+  bool sandwich = false;
 };
 
 struct Mesh {
@@ -226,19 +230,20 @@ struct Mesh {
   std::string cacerts = dir + "/cacerts";
   std::unique_ptr<HttpBackend> v1, v2;
   std::unique_ptr<EchoApp> tcp_echo;
-  std::unique_ptr<RunningZtunnel> client, z1, z2;
+  std::unique_ptr<RunningZtunnel> client, z1, z2, zwp;
   std::unique_ptr<RunningWaypoint> wp;
 
   explicit Mesh(MeshOptions o = {}) {
     write_cacerts(cacerts);
     tcp_echo = std::make_unique<EchoApp>("127.0.0.5");
-    write_file(mesh, mesh_yaml(tcp_echo->port(), o.grpc_port));
+    write_file(mesh, mesh_yaml(tcp_echo->port(), o.grpc_port, o.sandwich));
     write_file(routes, routes_yaml(90, 10, o.extra_config));
     v1 = std::make_unique<HttpBackend>("v1", "127.0.0.5", 8080);
     v2 = std::make_unique<HttpBackend>("v2", "127.0.0.6", 8080);
     client = std::make_unique<RunningZtunnel>(pair_config(mesh, cacerts, "127.0.0.2", "demo/client/client", 1));
     z1 = std::make_unique<RunningZtunnel>(pair_config(mesh, cacerts, "127.0.0.5", "demo/echo-v1/echo", 1));
     z2 = std::make_unique<RunningZtunnel>(pair_config(mesh, cacerts, "127.0.0.6", "demo/echo-v2/echo", 1));
+    if (o.sandwich) zwp = std::make_unique<RunningZtunnel>(pair_config(mesh, cacerts, "127.0.0.4", "demo/waypoint/waypoint", 1));
     waypoint::AppConfig c;
     c.local_config_path = mesh;
     c.route_paths = {routes};
@@ -257,10 +262,15 @@ struct Mesh {
     c.termination_deadline = 1000ms;
     c.header_read_timeout = o.header_read_timeout;
     c.idle_timeout = o.idle_timeout;
+    if (o.sandwich) {
+      c.hbone_enabled = false;
+      c.proxy_protocol_port = 15088;
+    }
     wp = std::make_unique<RunningWaypoint>(std::move(c));
   }
   ~Mesh() {
     wp.reset();
+    zwp.reset();
     client.reset();
     z1.reset();
     z2.reset();
