@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -169,6 +170,24 @@ asio::awaitable<Result<std::unique_ptr<WaypointProxy::UpstreamConn>>> WaypointPr
   if (!pipe) co_return std::move(pipe).error();
   const http1::Limits limits{config_.max_header_bytes, config_.max_headers, 8 * 1024};
   co_return std::make_unique<UpstreamConn>(std::move(*pipe), key, limits);
+}
+
+asio::awaitable<void> WaypointProxy::mirror_http1(UpstreamTarget target, std::string request, bool head_request) {
+  bool reused = false;
+  auto conn = co_await checkout(target, reused);
+  if (!conn) co_return;
+  if (auto w = co_await (*conn)->pipe->write_all(bytes_of(request)); !w) co_return;
+  for (;;) {
+    auto h = co_await (*conn)->reader.read_response_head(head_request);
+    if (!h || *h == nullptr) co_return;
+    if ((*h)->status >= 200) break;
+  }
+  for (;;) {
+    auto piece = co_await (*conn)->reader.read_body();
+    if (!piece) co_return;
+    if (piece->empty()) break;
+  }
+  checkin(std::move(*conn));
 }
 
 void WaypointProxy::checkin(std::unique_ptr<UpstreamConn> conn) {
@@ -401,6 +420,19 @@ asio::awaitable<bool> WaypointProxy::forward_http1(Tunnel& t, Http1Downstream& c
     out.headers.push_back({"content-length", std::to_string(*req.content_length)});
   }
   rec.request_bytes = body ? body->size() : 0;
+  // RequestMirror: a copy of the request (Host "<host>-shadow", as Envoy sends it) to each mirror backend, its
+  // response discarded. Only a request whose body is buffered here can be copied; a streamed body is not.
+  if (d.rule != nullptr && body)
+    for (const auto& mirror : d.rule->filters.mirrors) {
+      if (mirror.percent < 100 && picker_.random() % 100 >= mirror.percent) continue;
+      const state::Service* svc = t.state->service_by_name(mirror.backend.ns, mirror.backend.name);
+      if (svc == nullptr) continue;
+      auto target = picker_.pick(t.state->snapshot(), *svc, mirror.backend.port, t.state->self().network);
+      if (!target) continue;
+      http1::RequestHead shadow = out;
+      set_header(shadow.headers, "host", std::string(host_without_port(req.header("host").value_or(""))) + "-shadow");
+      asio::co_spawn(io_, mirror_http1(*target, http1::serialize(shadow) + *body, req.method == "HEAD"), keep_alive());
+    }
 
   const RetryPolicy retry = d.rule != nullptr ? d.rule->retry : RetryPolicy{};
   const RouteTimeouts timeouts = d.rule != nullptr ? d.rule->timeouts : RouteTimeouts{};

@@ -170,6 +170,21 @@ asio::awaitable<Result<std::shared_ptr<h2::Stream>>> WaypointProxy::open_h2_stre
   co_return (*session)->open_stream(headers, end_stream);
 }
 
+asio::awaitable<void> WaypointProxy::mirror_h2(UpstreamTarget target, h2::Headers headers, std::string body) {
+  auto s = co_await open_h2_stream(target, headers, body.empty());
+  if (!s) co_return;
+  if (!body.empty()) {
+    if (auto w = co_await (*s)->write_all(bytes_of(body)); !w) co_return;
+    if (auto w = co_await (*s)->shutdown_write(); !w) co_return;
+  }
+  std::vector<std::uint8_t> buf(16 * 1024);
+  for (;;) {
+    auto n = co_await (*s)->read_some(buf);
+    if (!n || *n == 0) break;
+  }
+  co_await (*s)->finish();
+}
+
 asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp, std::shared_ptr<h2::Stream> down) {
   Tunnel& t = *tp;
   const h2::Headers& in = down->request_headers();
@@ -313,6 +328,20 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
     }
     rec.request_bytes = body->size();
   }
+
+  // RequestMirror (as for HTTP/1): a copy to each mirror backend, :authority "<host>-shadow", response dropped;
+  // only when the body arrived whole.
+  if (d.rule != nullptr && body)
+    for (const auto& mirror : d.rule->filters.mirrors) {
+      if (mirror.percent < 100 && picker_.random() % 100 >= mirror.percent) continue;
+      const state::Service* svc = st->service_by_name(mirror.backend.ns, mirror.backend.name);
+      if (svc == nullptr) continue;
+      auto target = picker_.pick(st->snapshot(), *svc, mirror.backend.port, st->self().network);
+      if (!target) continue;
+      h2::Headers shadow = out;
+      shadow[2].value = rec.host.substr(0, rec.host.rfind(':') == std::string::npos ? rec.host.size() : rec.host.rfind(':')) + "-shadow";
+      asio::co_spawn(io_, mirror_h2(*target, std::move(shadow), *body), keep_alive());
+    }
 
   const RetryPolicy retry = d.rule != nullptr ? d.rule->retry : RetryPolicy{};
   const RouteTimeouts timeouts = d.rule != nullptr ? d.rule->timeouts : RouteTimeouts{};

@@ -108,6 +108,7 @@ class WaypointProxy : public std::enable_shared_from_this<WaypointProxy> {
   // A request stream on an upstream HTTP/2 session to `target` (a session with room, or a new one).
   boost::asio::awaitable<Result<std::shared_ptr<h2::Stream>>> open_h2_stream(const UpstreamTarget& target, const h2::Headers& headers,
                                                                             bool end_stream);
+  boost::asio::awaitable<void> mirror_h2(UpstreamTarget target, h2::Headers headers, std::string body);
   // One forwarded request: attempts, retries, timeouts, then the response back. Returns whether the client
   // connection can carry another request; `upgraded` when it became a byte copy (101).
   boost::asio::awaitable<bool> forward_http1(Tunnel& t, Http1Downstream& down, const http1::RequestHead& req,
@@ -123,6 +124,8 @@ class WaypointProxy : public std::enable_shared_from_this<WaypointProxy> {
   // An idle upstream HTTP/1 connection to `target`, or a new one (`reused` says which).
   boost::asio::awaitable<Result<std::unique_ptr<UpstreamConn>>> checkout(const UpstreamTarget& target, bool& reused);
   void checkin(std::unique_ptr<UpstreamConn> conn);
+  // RequestMirror: sends `request` (head and whole body) to `target` and drops the response.
+  boost::asio::awaitable<void> mirror_http1(UpstreamTarget target, std::string request, bool head_request);
 
   boost::asio::io_context& io_;
   const AppConfig& config_;

@@ -44,6 +44,24 @@ TEST_CASE("waypoint mesh: routing, policy, retries, timeouts, upgrade, telemetry
     CHECK(r2.keep_alive);
   }
 
+  SUBCASE("RequestMirror: the mirror backend gets a copy (Host <host>-shadow), the client the primary's answer") {
+    auto r = c.request("GET", "/mirror/x");
+    CHECK(r.status == 200);
+    CHECK(first_line(r.body) == "v1 GET /mirror/x");
+    REQUIRE(wait_for([&] { return m.v2->requests() == 1; }, 5s));
+    CHECK(m.v2->hosts().at(0) == "echo.demo.svc.cluster.local-shadow");
+  }
+
+  SUBCASE("trace context (W3C traceparent, B3) reaches the app unchanged") {
+    const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    auto r = c.request("GET", "/traced", {{"x-version", "v2"}, {"traceparent", tp}, {"x-b3-traceid", "80f198ee56343ba864fe8b2a57d3eff7"},
+                                          {"x-b3-spanid", "e457b5a2e4d86bd1"}, {"x-b3-sampled", "1"}});
+    CHECK(r.status == 200);
+    CHECK(r.body.find("traceparent: " + tp) != std::string::npos);
+    CHECK(r.body.find("x-b3-traceid: 80f198ee56343ba864fe8b2a57d3eff7") != std::string::npos);
+    CHECK(r.body.find("x-b3-spanid: e457b5a2e4d86bd1") != std::string::npos);
+  }
+
   SUBCASE("a POST body reaches the app") {
     auto r = c.request("POST", "/submit", {{"x-version", "v2"}}, "payload-123");
     CHECK(r.status == 200);

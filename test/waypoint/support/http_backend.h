@@ -67,6 +67,10 @@ class HttpBackend {
   }
   std::uint64_t requests() const { return requests_.load(); }
   std::uint64_t connections() const { return connections_.load(); }
+  std::vector<std::string> hosts() {  // the Host header of every request so far
+    std::lock_guard lock(mu_);
+    return hosts_;
+  }
 
  private:
   void accept_loop() {
@@ -91,6 +95,10 @@ class HttpBackend {
       if (ec) return;
       ++requests_;
       const std::string target(req.target());
+      {
+        std::lock_guard lock(mu_);
+        hosts_.emplace_back(req[beast_http::field::host]);
+      }
       if (req.find(beast_http::field::upgrade) != req.end()) {
         beast_http::response<beast_http::empty_body> res(beast_http::status::switching_protocols, 11);
         res.set(beast_http::field::upgrade, req[beast_http::field::upgrade]);
@@ -149,6 +157,7 @@ class HttpBackend {
   std::mutex mu_;
   std::list<std::shared_ptr<boost::asio::ip::tcp::socket>> sockets_;
   std::list<std::thread> conns_;
+  std::vector<std::string> hosts_;
 };
 
 // A client connection through a ztunnel's SOCKS5 front (blocking).

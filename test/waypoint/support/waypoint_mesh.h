@@ -134,6 +134,19 @@ spec:
   - matches:
     - path:
         type: PathPrefix
+        value: /mirror
+    filters:
+    - type: RequestMirror
+      requestMirror:
+        backendRef:
+          name: echo-v2
+          port: 80
+    backendRefs:
+    - name: echo-v1
+      port: 80
+  - matches:
+    - path:
+        type: PathPrefix
         value: /delay
     backendRefs:
     - name: echo-v1
