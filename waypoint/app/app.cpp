@@ -208,10 +208,18 @@ Result<void> App::start() {
     w->proxy = std::make_shared<WaypointProxy>(w->io, config_, *request_metrics_, *w->shard, counters_);
     w->proxy->set_state(state_);
     w->proxy->set_identity(identity_);
-    AMBIENT_TRY(w->proxy->start(config_.hbone_port, config_.proxy_protocol_port));
-    config_.hbone_port = w->proxy->port();
-    if (config_.proxy_protocol_port) config_.proxy_protocol_port = w->proxy->proxy_protocol_port();
     workers_.push_back(std::move(w));
+  }
+  // HBONE connections are balanced exactly over the workers (worker 0 accepts; connection_balancer.h).
+  auto balancer = std::make_shared<ConnectionBalancer>(workers_.size());
+  std::vector<std::weak_ptr<WaypointProxy>> peers;
+  for (auto& w : workers_) peers.push_back(w->proxy);
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    auto& w = workers_[i];
+    if (config_.balance_connections) w->proxy->set_balancer(balancer, i, peers);
+    AMBIENT_TRY(w->proxy->start(config_.hbone_port, config_.proxy_protocol_port));
+    if (i == 0) config_.hbone_port = w->proxy->port();
+    if (config_.proxy_protocol_port) config_.proxy_protocol_port = w->proxy->proxy_protocol_port();
   }
 
   // Identity: the built-in CA (self-signed, or istiod-style cacerts files), renewed at half-life.

@@ -48,6 +48,7 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
       .add({"bind", "BIND_ADDRESS", "::", "address the HBONE listener binds"})
       .add({"hbone-port", "", "15008", "HBONE listener port"})
       .add({"hbone", "WAYPOINT_HBONE", "true", "serve HBONE on --hbone-port (off: only the PROXY protocol binding)"})
+      .add({"exact-balance", "WAYPOINT_EXACT_BALANCE", "true", "give each HBONE connection to the worker with the fewest (off: SO_REUSEPORT's hash)"})
       .add({"proxy-protocol-port", "WAYPOINT_PROXY_PROTOCOL_PORT", "", "PROXY protocol v2 listener for the local ztunnel (Istio's sandwich binding, e.g. 15088); empty = off"})
       .add({"proxy-protocol-bind", "", "127.0.0.1", "address of the PROXY protocol listener (only loopback peers are served)"})
       .add({"admin", "ADMIN_ADDRESS", "127.0.0.1:15000", "admin server (config_dump, logging, quitquitquit)"})
@@ -64,6 +65,7 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
       .add({"idle-timeout", "WAYPOINT_IDLE_TIMEOUT", "1h", "a keep-alive connection without requests is closed after this"})
       .add({"max-header-bytes", "WAYPOINT_MAX_HEADER_BYTES", "60Ki", "request line and headers, at most (431 beyond)"})
       .add({"max-headers", "WAYPOINT_MAX_HEADERS", "100", "header fields per request, at most (431 beyond)"})
+      .add({"access-log", "WAYPOINT_ACCESS_LOG", "true", "one access-log line per request (metrics are recorded either way)"})
       .add({"termination-deadline", "CONNECTION_TERMINATION_DEADLINE", "5s", "drain time for live connections on SIGTERM"})
       .add({"log-level", "LOG_LEVEL", "info", "trace|debug|info|warn|error"})
       .add({"log-format", "LOG_FORMAT", "plain", "plain | json"});
@@ -105,6 +107,9 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
   auto hbone = o.boolean("hbone");
   if (!hbone) return std::move(hbone).error();
   c.hbone_enabled = *hbone;
+  auto balance = o.boolean("exact-balance");
+  if (!balance) return std::move(balance).error();
+  c.balance_connections = *balance;
   if (const std::string pp = o.get("proxy-protocol-port"); !pp.empty()) {
     auto v = o.integer("proxy-protocol-port", 0, 65535);
     if (!v) return std::move(v).error();
@@ -154,6 +159,9 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
   auto mh = o.integer("max-headers", 1, 10'000);
   if (!mh) return std::move(mh).error();
   c.max_headers = static_cast<std::size_t>(*mh);
+  auto al = o.boolean("access-log");
+  if (!al) return std::move(al).error();
+  c.access_log = *al;
   c.log_level = o.get("log-level");
   const std::string fmt = o.get("log-format");
   if (fmt != "plain" && fmt != "json") return errorf(ErrorKind::InvalidArgument, "LOG_FORMAT '{}' is not plain or json", fmt);

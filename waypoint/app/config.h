@@ -35,6 +35,7 @@ struct AppConfig {
   boost::asio::ip::address bind_address = boost::asio::ip::make_address("::");  // --bind
   std::uint16_t hbone_port = 15008;
   bool hbone_enabled = true;                        // WAYPOINT_HBONE: off when only the sandwich binding is used
+  bool balance_connections = true;                  // WAYPOINT_EXACT_BALANCE: HBONE connections to the least-loaded worker
   // Istio's sandwich binding (Gateway annotation ambient.istio.io/waypoint-inbound-binding: PROXY/15088): the
   // local ztunnel sends PROXY protocol v2 here. Off unless set; only loopback peers are accepted.
   std::optional<std::uint16_t> proxy_protocol_port;  // WAYPOINT_PROXY_PROTOCOL_PORT
@@ -61,6 +62,7 @@ struct AppConfig {
   std::size_t max_header_bytes = 60 * 1024;
   std::size_t max_headers = 100;
 
+  bool access_log = true;                          // WAYPOINT_ACCESS_LOG: one line per request (metrics either way)
   std::chrono::milliseconds termination_deadline{5'000};
   std::string log_level = "info";
   bool log_json = false;

@@ -319,13 +319,13 @@ asio::awaitable<void> WaypointProxy::serve_http1(Tunnel& t, std::vector<std::uin
     }
     if (!local.empty()) {
       auto w = co_await down.write_all(bytes_of(local));
-      record_request(metrics_, shard_, rec);
+      recorder_.record(rec, config_.access_log);
       if (!w || !keep) break;
       continue;
     }
     bool upgraded = false;
     keep = co_await forward_http1(t, client, req, d, rec, upgraded);
-    record_request(metrics_, shard_, rec);
+    recorder_.record(rec, config_.access_log);
     if (upgraded || !keep) break;
   }
   (void)co_await down.shutdown_write();
@@ -552,6 +552,7 @@ asio::awaitable<bool> WaypointProxy::forward_http1(Tunnel& t, Http1Downstream& c
   rec.status = resp->status;
   http1::ResponseHead rh = *resp;
   http1::remove_hop_by_hop(rh.headers);
+  remove_header(rh.headers, "content-length");  // set again below for the framing we send
   if (d.rule != nullptr && d.rule->filters.response_headers) apply(*d.rule->filters.response_headers, rh.headers);
   const bool no_body = req.method == "HEAD" || resp->status == 204 || resp->status == 304;
   if (resp->status == 101) {

@@ -231,7 +231,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
       (void)co_await down->shutdown_write();
     }
     co_await down->finish();
-    record_request(metrics_, shard_, rec);
+    recorder_.record(rec, config_.access_log);
     co_return;
   }
   rec.source = st->snapshot().workload_by_ip(st->self().network, t.source_ip);
@@ -285,7 +285,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
       (void)co_await down->shutdown_write();
     }
     co_await down->finish();
-    record_request(metrics_, shard_, rec);
+    recorder_.record(rec, config_.access_log);
     co_return;
   }
 
@@ -417,7 +417,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
             rec.reason = why;
             up->close();
             down->close();
-            record_request(metrics_, shard_, rec);
+            recorder_.record(rec, config_.access_log);
             co_return;
           }
         }
@@ -450,7 +450,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
   if (!up) {
     if (!grpc && rec.status != 0) (void)co_await down->shutdown_write();
     co_await down->finish();
-    record_request(metrics_, shard_, rec);
+    recorder_.record(rec, config_.access_log);
     co_return;
   }
 
@@ -465,7 +465,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
   const bool trailers_only = up->remote_ended() && up->buffered_bytes() == 0 && up->trailers().empty();
   if (auto r = down->respond(rec.status, rh, trailers_only); !r) {
     up->close();
-    record_request(metrics_, shard_, rec);
+    recorder_.record(rec, config_.access_log);
     co_return;
   }
   if (!trailers_only) {
@@ -482,7 +482,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
   if (request_streamed) rec.request_bytes = pump->bytes;
   co_await up->finish();
   co_await down->finish();
-  record_request(metrics_, shard_, rec);
+  recorder_.record(rec, config_.access_log);
 }
 
 }  // namespace ambient::waypoint

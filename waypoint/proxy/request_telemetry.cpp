@@ -36,8 +36,23 @@ RequestMetrics::RequestMetrics(telemetry::Registry& registry) {
   response_bytes_ = &registry.histogram("istio_response_bytes", "Response body sizes in bytes", bytes);
 }
 
-void record_request(const RequestMetrics& m, telemetry::MetricsShard& shard, const RequestRecord& r) {
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.started).count();
+RequestRecorder::Series RequestRecorder::lookup(const RequestRecord& r) {
+  key_.clear();
+  const auto add = [&](std::string_view v) {
+    key_.append(v);
+    key_.push_back('\x1f');
+  };
+  add(r.src_principal);
+  add(r.source ? r.source->uid() : std::string_view());
+  add(r.service ? r.service->hostname() : std::string_view());
+  add(r.service ? r.service->namespace_() : std::string_view());
+  add(r.destination ? r.destination->uid() : std::string_view());
+  add(r.protocol);
+  add(std::to_string(r.status));
+  add(r.grpc_status);
+  add(r.flags);
+  if (auto it = cache_.find(key_); it != cache_.end()) return it->second;
+
   const std::string src_workload = label_of(r.source, "workload"), src_ns = label_of(r.source, "namespace"),
                     src_cs = label_of(r.source, "canonical_service"), src_cr = label_of(r.source, "canonical_revision"),
                     src_cluster = label_of(r.source, "cluster");
@@ -75,10 +90,21 @@ void record_request(const RequestMetrics& m, telemetry::MetricsShard& shard, con
       {"response_flags", r.flags},
       {"connection_security_policy", "mutual_tls"},
   }};
-  shard.counter(m.requests(), labels).inc();
-  shard.histogram(m.duration(), labels).observe(ms);
-  shard.histogram(m.request_bytes(), labels).observe(static_cast<double>(r.request_bytes));
-  shard.histogram(m.response_bytes(), labels).observe(static_cast<double>(r.response_bytes));
+  Series s{shard_.counter(metrics_.requests(), labels), shard_.histogram(metrics_.duration(), labels),
+           shard_.histogram(metrics_.request_bytes(), labels), shard_.histogram(metrics_.response_bytes(), labels)};
+  if (cache_.size() < kMaxCached) cache_.emplace(key_, s);
+  return s;
+}
+
+void RequestRecorder::record(const RequestRecord& r, bool access_log) {
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.started).count();
+  const Series s = lookup(r);
+  s.requests.inc();
+  s.duration.observe(ms);
+  s.request_bytes.observe(static_cast<double>(r.request_bytes));
+  s.response_bytes.observe(static_cast<double>(r.response_bytes));
+  if (!access_log) return;
+  const std::string_view svc_host = r.service ? std::string_view(r.service->hostname()) : std::string_view();
   spdlog::info("request: src.addr={} src.identity=\"{}\" authority={} method={} path=\"{}\" host=\"{}\" route=\"{}\" "
                "dst.service={} upstream={} status={} flags={} attempts={} bytes_in={} bytes_out={} duration={:.2f}ms "
                "request_id={}{}",

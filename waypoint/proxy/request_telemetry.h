@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 
 #include "common/state/snapshot.h"
 #include "common/telemetry/metrics.h"
@@ -52,7 +53,30 @@ struct RequestRecord {
   std::chrono::steady_clock::time_point started{};
 };
 
-// Records `rec`'s metrics on `shard` (the calling worker's) and writes its access-log line.
-void record_request(const RequestMetrics& metrics, telemetry::MetricsShard& shard, const RequestRecord& rec);
+// One worker's recorder: the metric handles of each label set are looked up once and cached by a compact key
+// (source principal and workload, service, destination workload, protocol, status, grpc status, flags), so a
+// request costs one hash lookup instead of rendering 25 labels four times. At most kMaxCached label sets are
+// cached (the series themselves live forever, as Prometheus series do); past that, handles are looked up each
+// time.
+class RequestRecorder {
+ public:
+  static constexpr std::size_t kMaxCached = 10'000;
+  RequestRecorder(const RequestMetrics& metrics, telemetry::MetricsShard& shard) : metrics_(metrics), shard_(shard) {}
+  // Records `rec`'s metrics and, when `access_log`, writes its access-log line. The worker's thread only.
+  void record(const RequestRecord& rec, bool access_log);
+  // A new state may give a workload new labels under the same uid: forget the cached handles.
+  void clear() { cache_.clear(); }
+
+ private:
+  struct Series {
+    telemetry::Counter requests;
+    telemetry::Histogram duration, request_bytes, response_bytes;
+  };
+  Series lookup(const RequestRecord& rec);
+  const RequestMetrics& metrics_;
+  telemetry::MetricsShard& shard_;
+  std::unordered_map<std::string, Series> cache_;
+  std::string key_;  // reused buffer
+};
 
 }  // namespace ambient::waypoint

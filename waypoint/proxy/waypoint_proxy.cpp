@@ -1,9 +1,12 @@
 #include "waypoint/proxy/waypoint_proxy.h"
 
+#include <unistd.h>
+
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -59,8 +62,7 @@ WaypointProxy::WaypointProxy(asio::io_context& io, const AppConfig& config, cons
                              telemetry::MetricsShard& shard, WaypointCounters& counters)
     : io_(io),
       config_(config),
-      metrics_(metrics),
-      shard_(shard),
+      recorder_(metrics, shard),
       counters_(counters),
       dial_(std::make_shared<DialContext>()),
       pool_(io.get_executor(), [ctx = dial_](const hbone::PoolKey& key) { return dial(ctx, key); },
@@ -75,7 +77,7 @@ WaypointProxy::WaypointProxy(asio::io_context& io, const AppConfig& config, cons
 WaypointProxy::~WaypointProxy() = default;
 
 Result<void> WaypointProxy::start(std::uint16_t hbone_port, std::optional<std::uint16_t> proxy_protocol_port) {
-  if (config_.hbone_enabled) {
+  if (config_.hbone_enabled && (!balancer_ || index_ == 0)) {
     auto acc = net::listen(io_.get_executor(), {config_.bind_address, hbone_port}, net::ListenOptions{.reuseport = true, .backlog = 1024});
     if (!acc) return errorf(ErrorKind::Io, "HBONE listener: {}", acc.error().context);
     port_ = acc->local_endpoint().port();
@@ -123,9 +125,44 @@ asio::awaitable<void> WaypointProxy::accept_loop(tcp::acceptor& acc, bool proxy_
       continue;
     }
     (void)net::set_keepalive(c->socket().native_handle(), std::chrono::seconds(180), std::chrono::seconds(180), 9);
-    if (proxy_protocol) asio::co_spawn(io_, serve_proxy_protocol(std::move(*c)), keep_alive());
-    else asio::co_spawn(io_, serve_connection(std::move(*c)), keep_alive());
+    if (proxy_protocol) {
+      asio::co_spawn(io_, serve_proxy_protocol(std::move(*c)), keep_alive());
+    } else if (!balancer_) {
+      asio::co_spawn(io_, serve_connection(std::move(*c)), keep_alive());
+    } else {
+      // To the worker with the fewest live HBONE connections (this one included).
+      const std::size_t to = balancer_->pick();
+      auto peer = to < peers_.size() ? peers_[to].lock() : nullptr;
+      if (to == index_ || !peer) {
+        if (to != index_) {  // that worker's proxy is gone (shutting down): serve it here
+          balancer_->done(to);
+          balancer_->add(index_);
+        }
+        asio::co_spawn(io_, serve_balanced(std::move(*c)), keep_alive());
+      } else {
+        const bool v6 = c->socket().local_endpoint().address().is_v6();
+        const int fd = c->socket().release();
+        asio::post(peer->io_, [peer, fd, v6] { peer->adopt(fd, v6); });
+      }
+    }
   }
+}
+
+void WaypointProxy::adopt(int fd, bool v6) {
+  boost::system::error_code ec;
+  tcp::socket s(io_);
+  s.assign(v6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    if (balancer_) balancer_->done(index_);
+    return;
+  }
+  asio::co_spawn(io_, serve_balanced(net::TcpStream(std::move(s))), keep_alive());
+}
+
+asio::awaitable<void> WaypointProxy::serve_balanced(net::TcpStream connection) {
+  co_await serve_connection(std::move(connection));
+  if (balancer_) balancer_->done(index_);
 }
 
 asio::awaitable<void> WaypointProxy::serve_connection(net::TcpStream connection) {

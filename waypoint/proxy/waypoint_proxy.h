@@ -37,6 +37,7 @@
 #include "common/identity/identity_manager.h"
 #include "common/net/tcp_stream.h"
 #include "waypoint/app/config.h"
+#include "waypoint/proxy/connection_balancer.h"
 #include "waypoint/proxy/endpoint_picker.h"
 #include "waypoint/proxy/l7_state.h"
 #include "waypoint/proxy/request_telemetry.h"
@@ -68,9 +69,23 @@ class WaypointProxy : public std::enable_shared_from_this<WaypointProxy> {
   std::uint16_t port() const { return port_; }
   std::uint16_t proxy_protocol_port() const { return proxy_port_; }
 
-  void set_state(std::shared_ptr<const L7State> state) { state_ = std::move(state); }
+  void set_state(std::shared_ptr<const L7State> state) {
+    state_ = std::move(state);
+    recorder_.clear();
+  }
   void set_certs(std::shared_ptr<const identity::CertBundle> certs) { dial_->certs = std::move(certs); }
   void set_identity(std::string identity) { identity_ = std::move(identity); }
+  // Exact balancing of HBONE connections (connection_balancer.h): `peers[i]` is worker i's proxy, this one is
+  // worker `index`. With a balancer only worker 0 listens on the HBONE port; without one every worker does
+  // (SO_REUSEPORT). Before start().
+  void set_balancer(std::shared_ptr<ConnectionBalancer> balancer, std::size_t index,
+                    std::vector<std::weak_ptr<WaypointProxy>> peers) {
+    balancer_ = std::move(balancer);
+    index_ = index;
+    peers_ = std::move(peers);
+  }
+  // Serves an HBONE connection accepted by another worker (`fd`, counted on this worker by the balancer).
+  void adopt(int fd, bool v6);
 
   void stop_accepting();  // drain step 1: no new connections, GOAWAY on inbound sessions and pooled connections
   void close_all();       // drain step 2: close every live tunnel
@@ -129,8 +144,7 @@ class WaypointProxy : public std::enable_shared_from_this<WaypointProxy> {
 
   boost::asio::io_context& io_;
   const AppConfig& config_;
-  const RequestMetrics& metrics_;
-  telemetry::MetricsShard& shard_;
+  RequestRecorder recorder_;
   WaypointCounters& counters_;
   std::shared_ptr<const L7State> state_;
   std::string identity_;  // the waypoint's SPIFFE id
@@ -145,6 +159,10 @@ class WaypointProxy : public std::enable_shared_from_this<WaypointProxy> {
   std::unordered_map<std::uint64_t, std::function<void()>> live_;                     // closers of live tunnels
   std::uint64_t next_live_ = 1;
   std::vector<std::weak_ptr<h2::Session>> sessions_;  // inbound HBONE sessions, for GOAWAY on drain
+  std::shared_ptr<ConnectionBalancer> balancer_;
+  std::size_t index_ = 0;
+  std::vector<std::weak_ptr<WaypointProxy>> peers_;
+  boost::asio::awaitable<void> serve_balanced(net::TcpStream connection);  // serve_connection, then balancer_->done()
 };
 
 }  // namespace ambient::waypoint

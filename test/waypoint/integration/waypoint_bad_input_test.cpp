@@ -78,6 +78,18 @@ TEST_CASE("waypoint bad input: malformed and oversized requests, slow clients") 
     CHECK(took >= 250ms);
     CHECK(took < 3s);
   }
+  SUBCASE("a forwarded response has one Content-Length (strict clients refuse duplicates)") {
+    auto c = m.connect();
+    REQUIRE(c.ok());
+    std::string out = raw_exchange(c, "GET /one HTTP/1.1\r\nHost: echo\r\nx-version: v2\r\nConnection: close\r\n\r\n");
+    for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    const std::string head = out.substr(0, out.find("\r\n\r\n"));
+    CHECK(head.starts_with("http/1.1 200 "));
+    std::size_t n = 0;
+    for (auto p = head.find("content-length:"); p != std::string::npos; p = head.find("content-length:", p + 1)) ++n;
+    CHECK(n == 1);
+    CHECK(head.find("connection: close") != std::string::npos);
+  }
   SUBCASE("the connection still serves after a good request, and a bad one ends it") {
     auto c = m.connect();
     REQUIRE(c.ok());
