@@ -201,7 +201,7 @@ h1_run() {  # PATH
   before=$(wp_requests)
   local cpu0; cpu0=$(cpu_snapshot) perf_pid=""
   if [ "${PROFILE:-0}" = 1 ] && [ "$path" = waypoint ] && command -v perf >/dev/null; then
-    perf record -q -F 2000 -g -p "$pid_wp" -o "$work/perf.data" -- sleep "$DUR" >/dev/null 2>&1 & perf_pid=$!
+    perf record -q -F ${PERF_FREQ:-2000} ${PERF_G:--g} -p "$pid_wp" -o "$work/perf.data" -- sleep "$DUR" >/dev/null 2>&1 & perf_pid=$!
   fi
   out=$(inn timeout $((DUR + 20)) wrk -t1 -c50 -d"${DUR}s" --latency "${H1[$path]}" 2>&1)
   echo "== $path h1" >> "$work/loads.txt"; echo "$out" >> "$work/loads.txt"

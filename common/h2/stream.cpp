@@ -145,6 +145,10 @@ asio::awaitable<Result<void>> Stream::write_pending(std::span<const std::uint8_t
 
 asio::awaitable<Result<void>> Stream::shutdown_write() {
   if (local_end_) co_return ok();
+  // The peer ended its side and then closed the stream cleanly (RFC 9113 8.1: a complete response, then
+  // RST_STREAM NO_ERROR): there is nothing left to end, so our end is not an error.
+  if (closed_ && remote_end_ && !locally_closed_ && !session_error_ && (!reset_ || reset_code_ == NGHTTP2_NO_ERROR))
+    co_return ok();
   if (closed_) co_return closed_error("shutdown");
   auto session = session_.lock();
   if (!session) co_return closed_error("shutdown");

@@ -11,6 +11,7 @@
 // - shutdown_write() ends our side with END_STREAM (after pending data, or trailers when set).
 //   read_some() returns 0 at the peer's END_STREAM, or at RST_STREAM NO_ERROR/CANCEL (HBONE peers
 //   use those to end the stream); other resets are StreamReset errors with the HTTP/2 code.
+//   shutdown_write() after the peer's END_STREAM and a clean close (RST_STREAM NO_ERROR, RFC 9113 8.1) is ok.
 // - The owner must end the stream: both directions finished, or close() (RST_STREAM CANCEL). close() takes
 //   effect at once for this side: pending and later reads and writes fail without waiting for the frame.
 // - A write_all() abandoned mid-way (its coroutine destroyed, e.g. the loser of an `||`) resets the stream,

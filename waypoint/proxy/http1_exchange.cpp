@@ -14,6 +14,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -218,22 +219,65 @@ struct WaypointProxy::Http1Downstream {
   DownReader reader;
 };
 
+namespace {
+
+// The head timeouts of one HTTP/1 connection without a timer per request: the request loop sets `deadline`
+// while it waits for a head (header read timeout for the first request, idle timeout between requests) and
+// clears it once the head is in; the watchdog re-arms only when the deadline moves (at most once a second while
+// requests are in flight), and when the deadline passes it answers 408 and closes the connection (the loop is
+// then blocked reading, so nothing else writes).
+struct HeadWatch {
+  explicit HeadWatch(asio::any_io_executor ex) : timer(std::move(ex)) {}
+  asio::steady_timer timer;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  bool done = false;
+  bool fired = false;
+};
+
+asio::awaitable<void> watch_heads(std::shared_ptr<HeadWatch> w, std::shared_ptr<h2::Transport> io) {
+  using clock = std::chrono::steady_clock;
+  while (!w->done) {
+    const auto now = clock::now();
+    if (w->deadline <= now) {
+      w->fired = true;
+      const std::string resp = local_response(408, "request timeout", false);
+      (void)co_await io->write_all(bytes_of(resp));
+      io->close();
+      co_return;
+    }
+    w->timer.expires_at(std::min(w->deadline, now + std::chrono::seconds(1)));
+    co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+}  // namespace
+
 asio::awaitable<void> WaypointProxy::serve_http1(Tunnel& t, std::vector<std::uint8_t> first_bytes) {
   const http1::Limits limits{config_.max_header_bytes, config_.max_headers, 8 * 1024};
   Http1Downstream client(t.io, std::move(first_bytes), limits);
   Down& down = client.stream;
   DownReader& reader = client.reader;
-  asio::steady_timer timer(io_);
+  auto watch = std::make_shared<HeadWatch>(io_.get_executor());
+  watch->deadline = std::chrono::steady_clock::now() + config_.header_read_timeout;
+  asio::co_spawn(io_, watch_heads(watch, t.io), asio::detached);
+  struct StopWatch {
+    HeadWatch& w;
+    ~StopWatch() {
+      w.done = true;
+      w.timer.cancel();
+    }
+  } stop_watch{*watch};
   bool first = true;
   for (;;) {
-    timer.expires_after(first ? config_.header_read_timeout : config_.idle_timeout);
-    auto got = co_await (reader.read_request_head() || timer.async_wait(asio::as_tuple(asio::use_awaitable)));
-    if (got.index() == 1) {
-      const std::string resp = local_response(408, "request timeout", false);
-      (void)co_await down.write_all(bytes_of(resp));
-      break;
+    if (!first) {
+      const auto idle = std::chrono::steady_clock::now() + config_.idle_timeout;
+      if (idle > watch->deadline + std::chrono::seconds(1) || watch->deadline == std::chrono::steady_clock::time_point::max()) {
+        watch->deadline = idle;
+      }
     }
-    auto& head = std::get<0>(got);
+    auto head = co_await reader.read_request_head();
+    watch->deadline = std::chrono::steady_clock::time_point::max();
+    if (watch->fired) break;  // the watchdog answered 408 and closed the connection
     if (!head) {
       // A request that does not parse gets its status (400, 414, 431, 501, 505) and the connection ends; a
       // connection that broke mid-head just ends.

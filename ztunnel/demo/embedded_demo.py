@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """The embedded default, end to end, without a cluster and without root.
 
-Two ztunnels (dedicated mode) on loopback share one local config (ztunnel/examples/embedded.yaml) and one
-built-in CA loaded from istiod-style cacerts files. An app on the client side talks SOCKS5 to its ztunnel;
-traffic goes SOCKS5 -> ztunnel (client) -> HBONE (mTLS 1.3 + HTTP/2 CONNECT) -> ztunnel (server) -> echo app.
-One call is allowed by policy, one is denied. The report shows identities, bytes, the policy decision and
-the Istio metrics each ztunnel exports.
+Three ztunnels (dedicated mode) and a waypoint on loopback share one local config
+(ztunnel/examples/embedded.yaml) and one built-in CA loaded from istiod-style cacerts files. An app on the
+client side talks SOCKS5 to its ztunnel.
+  L4: SOCKS5 -> ztunnel (client) -> HBONE (mTLS 1.3 + HTTP/2 CONNECT) -> ztunnel (server) -> echo app.
+      One call is allowed by policy, one is denied.
+  L7: HTTP to the `web` service goes SOCKS5 -> ztunnel -> HBONE -> waypoint -> HBONE -> ztunnel -> web v1 or v2:
+      the waypoint routes by header (waypoint/examples/web-routes.yaml) and denies a path with 403.
+The report shows identities, bytes, the policy decisions, the routes taken and the Istio metrics.
 
 usage: embedded_demo.py BUILD_DIR
 """
@@ -24,8 +27,74 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "..", "examples", "embedded.yaml")
 ZTUNNEL = os.path.join(BUILD, "ztunnel", "ztunnel")
+WAYPOINT = os.path.join(BUILD, "waypoint", "waypoint")
+ROUTES = os.path.join(HERE, "..", "..", "waypoint", "examples", "web-routes.yaml")
 HBONE_DEMO = os.path.join(BUILD, "ztunnel", "hbone-demo")
-CLIENT_IP, SERVER_IP = "127.0.0.2", "127.0.0.3"
+CLIENT_IP, SERVER_IP, WAYPOINT_IP, SERVER_V2_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
+
+
+def web_app(ip, port, version, stop):
+    """A tiny HTTP/1.1 app: answers "web <version> <path>" and echoes the x-served-via header it got."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = ("web %s %s%s\n" % (version, self.path,
+                    " (x-served-via: %s)" % self.headers["x-served-via"] if self.headers["x-served-via"] else "")).encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            pass  # a keep-alive connection closed by the mesh at shutdown is not an error of the demo
+
+    srv = Server((ip, port), Handler)
+    srv.timeout = 0.2
+    while not stop.is_set():
+        srv.handle_request()
+    srv.server_close()
+
+
+def http_via_socks(proxy_ip, dst_ip, dst_port, path, headers=None):
+    """One HTTP/1.1 GET through SOCKS5. Returns (status, body)."""
+    s = socket.create_connection((proxy_ip, 15080), timeout=10)
+    with s:
+        s.sendall(b"\x05\x01\x00")
+        if s.recv(2) != b"\x05\x00":
+            return (0, "")
+        s.sendall(b"\x05\x01\x00\x01" + socket.inet_aton(dst_ip) + struct.pack(">H", dst_port))
+        reply = b""
+        while len(reply) < 10:
+            chunk = s.recv(10 - len(reply))
+            if not chunk:
+                return (0, "")
+            reply += chunk
+        if reply[1] != 0:
+            return (0, "")
+        extra = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
+        s.sendall(("GET %s HTTP/1.1\r\nHost: web.demo.svc.cluster.local\r\n%sConnection: close\r\n\r\n" % (path, extra)).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    try:
+        status = int(head.split(b" ")[1])
+    except (IndexError, ValueError):
+        status = 0
+    return (status, body.decode(errors="replace").strip())
 
 
 def echo_app(ip, port, stop):
@@ -90,14 +159,14 @@ def fetch(url):
 def wait_ready(ip, proc, log):
     for _ in range(100):
         if proc.poll() is not None:
-            sys.exit("ztunnel on %s exited at start-up:\n%s" % (ip, open(log).read()))
+            sys.exit("process on %s exited at start-up:\n%s" % (ip, open(log).read()))
         try:
             if fetch("http://%s:15021/healthz/ready" % ip).startswith("ready"):
                 return
         except OSError:
             pass
         time.sleep(0.1)
-    sys.exit("ztunnel on %s did not become ready:\n%s" % (ip, open(log).read()))
+    sys.exit("process on %s did not become ready:\n%s" % (ip, open(log).read()))
 
 
 def access_lines(log):
@@ -117,18 +186,27 @@ def main():
     stop = threading.Event()
     for port in (8080, 9090):
         threading.Thread(target=echo_app, args=(SERVER_IP, port, stop), daemon=True).start()
+    threading.Thread(target=web_app, args=(SERVER_IP, 8081, "v1", stop), daemon=True).start()
+    threading.Thread(target=web_app, args=(SERVER_V2_IP, 8081, "v2", stop), daemon=True).start()
 
     procs = {}
-    for name, ip, info in (("server", SERVER_IP, "demo/server/server"), ("client", CLIENT_IP, "demo/client/client")):
+    for name, ip, info in (("server", SERVER_IP, "demo/server/server"), ("server-v2", SERVER_V2_IP, "demo/server-v2/server"),
+                           ("client", CLIENT_IP, "demo/client/client")):
         log = os.path.join(tmp, name + ".log")
         env = dict(os.environ, LOCAL_XDS_PATH=CONFIG, PROXY_WORKLOAD_INFO=info, CA_CERTS_DIR=os.path.join(tmp, "cacerts"))
         args = [ZTUNNEL, "--bind", ip, "--admin", ip + ":15000", "--metrics", ip + ":15020", "--readiness", ip + ":15021"]
         procs[name] = (subprocess.Popen(args, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT), log, ip)
+    log = os.path.join(tmp, "waypoint.log")
+    env = dict(os.environ, LOCAL_XDS_PATH=CONFIG, WAYPOINT_CONFIG_PATHS=ROUTES, WAYPOINT_WORKLOAD_INFO="demo/waypoint/waypoint",
+               CA_CERTS_DIR=os.path.join(tmp, "cacerts"))
+    args = [WAYPOINT, "--bind", WAYPOINT_IP, "--admin", WAYPOINT_IP + ":15000", "--metrics", WAYPOINT_IP + ":15020",
+            "--readiness", WAYPOINT_IP + ":15021"]
+    procs["waypoint"] = (subprocess.Popen(args, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT), log, WAYPOINT_IP)
     for name, (proc, log, ip) in procs.items():
         wait_ready(ip, proc, log)
 
     ok = True
-    print("== embedded default: two ztunnels on loopback, built-in CA from cacerts files, local config ==")
+    print("== embedded default: three ztunnels and a waypoint on loopback, built-in CA from cacerts files, local config ==")
     print("client workload spiffe://cluster.local/ns/demo/sa/client at %s (apps use SOCKS5 %s:15080)" % (CLIENT_IP, CLIENT_IP))
     print("server workload spiffe://cluster.local/ns/demo/sa/server at %s (echo app :8080, admin app :9090)" % SERVER_IP)
     print()
@@ -149,8 +227,19 @@ def main():
     time.sleep(0.3)
 
     print()
+    print("-- L7: HTTP to web.demo.svc.cluster.local (VIP 127.10.0.11:80), whose waypoint is %s --" % WAYPOINT_IP)
+    l7 = [("GET /hello", "/hello", {}, 200, "web v1 /hello (x-served-via: waypoint)"),
+          ("GET /hello with x-version: v2", "/hello", {"x-version": "v2"}, 200, "web v2 /hello"),
+          ("GET /admin/users", "/admin/users", {}, 403, "RBAC: access denied")]
+    for label, path, headers, want_status, want_body in l7:
+        status, body = http_via_socks(CLIENT_IP, "127.10.0.11", 80, path, headers)
+        good = status == want_status and body == want_body
+        ok &= good
+        why = {200: "routed", 403: "denied by AuthorizationPolicy no-admin"}[want_status]
+        print("call: %-32s -> %d %s   %s" % (label, status, body, why if good else "FAILED (wanted %d %s)" % (want_status, want_body)))
+    print()
     print("-- what each ztunnel saw (access log) --")
-    for name in ("client", "server"):
+    for name in ("client", "server", "server-v2"):
         for line in access_lines(procs[name][1]):
             print("%s ztunnel: %s -> %s  src.identity=%s dst.identity=%s bytes_sent=%s bytes_recv=%s%s" % (
                 name, field(line, "src.addr"), field(line, "dst.hbone_addr") or field(line, "dst.addr"),
@@ -168,6 +257,25 @@ def main():
             print("%s{%s} %s" % (line[:line.index("{")], short, line.rsplit(" ", 1)[1]))
     deny_metric = any("response_flags=\"DENY\"" in l for l in metrics.splitlines() if l.startswith("istio_tcp_connections_closed_total"))
     ok &= deny_metric
+    print()
+    print("-- what the waypoint saw (one access-log line per request) --")
+    for line in open(procs["waypoint"][1]):
+        if "request:" in line:
+            print("waypoint: method=%s path=%s src.identity=%s route=%s dst.service=%s upstream=%s status=%s flags=%s" % (
+                field(line, "method"), field(line, "path"), field(line, "src.identity"), field(line, "route") or "-",
+                field(line, "dst.service"), field(line, "upstream"), field(line, "status"), field(line, "flags")))
+    print()
+    print("-- Istio request metrics (waypoint, %s:15020/metrics, reporter=waypoint) --" % WAYPOINT_IP)
+    wmetrics = fetch("http://%s:15020/metrics" % WAYPOINT_IP)
+    counted = 0
+    for line in wmetrics.splitlines():
+        if line.startswith("istio_requests_total{"):
+            labels = dict(kv.split("=", 1) for kv in line[line.index("{") + 1:line.rindex("}")].split(",") if "=" in kv)
+            short = ",".join("%s=%s" % (k, labels[k]) for k in ("reporter", "source_principal", "destination_service",
+                                                                 "destination_workload", "response_code", "response_flags") if k in labels)
+            print("istio_requests_total{%s} %s" % (short, line.rsplit(" ", 1)[1]))
+            counted += int(float(line.rsplit(" ", 1)[1]))
+    ok &= counted == 3
 
     for name, (proc, log, ip) in procs.items():
         proc.send_signal(signal.SIGTERM)
@@ -176,7 +284,8 @@ def main():
         ok &= rc == 0
     stop.set()
     print()
-    print("RESULT: %s" % ("ok: mTLS tunnel carried the allowed call byte-exact, the policy denied the other, metrics recorded both"
+    print("RESULT: %s" % ("ok: mTLS tunnels carried the allowed call byte-exact and the L4 policy denied the other; the waypoint "
+                          "routed by header and denied /admin with 403; metrics recorded every outcome"
                           if ok else "FAILED (logs in %s)" % tmp))
     return 0 if ok else 1
 
