@@ -17,6 +17,7 @@
 #include "common/state/enum_names.h"
 #include "common/state/ip_addr.h"
 #include "common/state/resource.h"
+#include "common/state/yaml_walker.h"
 
 namespace ambient::state {
 namespace {
@@ -24,47 +25,15 @@ namespace {
 namespace wl = istio::workload;
 namespace sec = istio::security;
 
-using Names = std::initializer_list<std::string_view>;
+using yaml::At;
+using yaml::contains;
+using yaml::join;
+using yaml::kind_of;
+using yaml::line_of;
+using yaml::Names;
 
-// Parsing walks the yaml-cpp tree by hand (no Node::as<>, which throws) and builds the protos
-// directly; each resource then goes through resource.h check() so the file and xDS agree on validity.
-
-// A value in the document: the node, its field path ("workloads[1].workloadIps[0]") and its line
-// (1-based; the key's line when the value has no position of its own).
-struct At {
-  YAML::Node n;
-  std::string path;
-  int line = 0;
-};
-
-int line_of(const YAML::Node& n, int fallback) {
-  const YAML::Mark m = n.Mark();
-  return m.is_null() ? fallback : m.line + 1;
-}
-
-std::string_view kind_of(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Undefined: break;
-  }
-  return "nothing";
-}
-
-std::string join(Names set) {
-  std::string out;
-  for (std::string_view n : set) {
-    if (!out.empty()) out += ", ";
-    out += n;
-  }
-  return out;
-}
-
-bool contains(Names set, std::string_view key) {
-  return std::find(set.begin(), set.end(), key) != set.end();
-}
+// Parsing walks the yaml-cpp tree by hand (yaml_walker.h) and builds the protos directly; each resource then
+// goes through resource.h check() so the file and xDS agree on validity.
 
 using namespace names;  // EnumName and the enum spelling tables
 
@@ -89,32 +58,13 @@ const Names kStringMatchKinds = {"Exact", "Prefix", "Suffix", "Presence"};
 
 constexpr std::uint32_t kDefaultHbonePort = 15008;
 
-class Parser {
+class Parser : private yaml::Walker {
  public:
-  explicit Parser(std::string_view source) : source_(source) {}
+  explicit Parser(std::string_view source) : yaml::Walker(source) {}
 
   Result<LocalConfig> parse(const YAML::Node& root);
 
  private:
-  using FieldFn = std::function<Result<void>(std::string_view key, const At& value)>;
-  using ElemFn = std::function<Result<void>(const At& elem, std::size_t index)>;
-
-  Error fail(int line, std::string_view path, std::string_view reason) const {
-    if (path.empty()) return make_error(ErrorKind::InvalidArgument, fmt::format("{}:{}: {}", source_, line, reason));
-    return make_error(ErrorKind::InvalidArgument, fmt::format("{}:{}: {}: {}", source_, line, path, reason));
-  }
-  Error fail(const At& at, std::string_view reason) const { return fail(at.line, at.path, reason); }
-
-  // Walks a map: each key must be in `known` and appear once; null values count as absent.
-  Result<void> fields(const At& at, Names known, Names required, const FieldFn& fn) const;
-  // Walks a list (null = empty list).
-  Result<void> list(const At& at, const ElemFn& fn) const;
-  // Walks a map with free-form keys (null = empty map); `fn` gets the key as an At whose node is the key.
-  Result<void> entries(const At& at, const std::function<Result<void>(const At& key, const At& value)>& fn) const;
-
-  Result<std::string> str(const At& at) const;
-  Result<bool> boolean(const At& at) const;
-  Result<std::uint64_t> integer(const At& at, std::uint64_t min, std::uint64_t max, std::string_view what) const;
   Result<std::uint32_t> port(const At& at, std::uint32_t min = 1) const;
   Result<IpAddr> ip(const At& at) const;
   Result<IpPrefix> cidr(const At& at) const;
@@ -132,101 +82,7 @@ class Parser {
   Result<void> cidrs(const At& at, google::protobuf::RepeatedPtrField<sec::Address>* out) const;
   Result<void> match_ports(const At& at, google::protobuf::RepeatedField<std::uint32_t>* out) const;
   Result<void> accounts(const At& at, google::protobuf::RepeatedPtrField<sec::ServiceAccountMatch>* out) const;
-
-  std::string source_;
 };
-
-Result<void> Parser::fields(const At& at, Names known, Names required, const FieldFn& fn) const {
-  if (!at.n.IsMap() && !at.n.IsNull()) return fail(at, fmt::format("expected a map, got {}", kind_of(at.n)));
-  std::vector<std::string> seen;     // every key, for duplicates
-  std::vector<std::string> present;  // keys with a non-null value
-  if (at.n.IsMap()) {
-    for (const auto& kv : at.n) {
-      const int key_line = line_of(kv.first, at.line);
-      if (!kv.first.IsScalar()) return fail(key_line, at.path, "map keys must be plain strings");
-      const std::string& key = kv.first.Scalar();
-      const std::string path = at.path.empty() ? key : at.path + "." + key;
-      if (!contains(known, key)) {
-        return fail(key_line, path, fmt::format("unknown field (known: {})", join(known)));
-      }
-      if (std::find(seen.begin(), seen.end(), key) != seen.end()) return fail(key_line, path, "duplicate field");
-      seen.push_back(key);
-      if (kv.second.IsNull()) continue;  // `key:` or `key: null` = absent
-      present.push_back(key);
-      AMBIENT_TRY(fn(key, At{kv.second, path, line_of(kv.second, key_line)}));
-    }
-  }
-  for (std::string_view r : required) {
-    if (std::find(present.begin(), present.end(), r) == present.end()) {
-      return fail(at, fmt::format("missing required field \"{}\"", r));
-    }
-  }
-  return ok();
-}
-
-Result<void> Parser::list(const At& at, const ElemFn& fn) const {
-  if (at.n.IsNull()) return ok();
-  if (!at.n.IsSequence()) return fail(at, fmt::format("expected a list, got {}", kind_of(at.n)));
-  std::size_t i = 0;
-  int prev_line = line_of(at.n, at.line);
-  for (const auto& e : at.n) {
-    const At elem{e, fmt::format("{}[{}]", at.path, i), line_of(e, at.line)};
-    if (e.IsNull()) {
-      // `- ` with nothing: refused rather than read as an empty rule (which would match everything).
-      // yaml-cpp marks an implicit null at the next token, so point at the element before it.
-      return fail(std::min(elem.line, prev_line), elem.path, "empty list element");
-    }
-    AMBIENT_TRY(fn(elem, i));
-    prev_line = elem.line;
-    ++i;
-  }
-  return ok();
-}
-
-Result<void> Parser::entries(const At& at,
-                             const std::function<Result<void>(const At& key, const At& value)>& fn) const {
-  if (at.n.IsNull()) return ok();
-  if (!at.n.IsMap()) return fail(at, fmt::format("expected a map, got {}", kind_of(at.n)));
-  std::vector<std::string> seen;
-  for (const auto& kv : at.n) {
-    const int key_line = line_of(kv.first, at.line);
-    if (!kv.first.IsScalar()) return fail(key_line, at.path, "map keys must be scalars");
-    const std::string& key = kv.first.Scalar();
-    const std::string path = fmt::format("{}[\"{}\"]", at.path, key);
-    if (std::find(seen.begin(), seen.end(), key) != seen.end()) return fail(key_line, path, "duplicate key");
-    seen.push_back(key);
-    AMBIENT_TRY(fn(At{kv.first, path, key_line}, At{kv.second, path, line_of(kv.second, key_line)}));
-  }
-  return ok();
-}
-
-Result<std::string> Parser::str(const At& at) const {
-  if (!at.n.IsScalar()) return fail(at, fmt::format("expected a string, got {}", kind_of(at.n)));
-  return at.n.Scalar();
-}
-
-Result<bool> Parser::boolean(const At& at) const {
-  if (at.n.IsScalar() && at.n.Tag() != "!") {  // plain (unquoted) scalar
-    const std::string& v = at.n.Scalar();
-    if (v == "true" || v == "True" || v == "TRUE") return true;
-    if (v == "false" || v == "False" || v == "FALSE") return false;
-  }
-  if (at.n.IsScalar()) return fail(at, fmt::format("expected true or false, got \"{}\"", at.n.Scalar()));
-  return fail(at, fmt::format("expected true or false, got {}", kind_of(at.n)));
-}
-
-Result<std::uint64_t> Parser::integer(const At& at, std::uint64_t min, std::uint64_t max,
-                                      std::string_view what) const {
-  if (!at.n.IsScalar()) return fail(at, fmt::format("expected {}, got {}", what, kind_of(at.n)));
-  const std::string& v = at.n.Scalar();
-  std::uint64_t x = 0;
-  const bool digits = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
-  if (!digits || ec != std::errc{} || end != v.data() + v.size() || x < min || x > max) {
-    return fail(at, fmt::format("\"{}\" is not {} ({}..{})", v, what, min, max));
-  }
-  return x;
-}
 
 Result<std::uint32_t> Parser::port(const At& at, std::uint32_t min) const {
   auto p = integer(at, min, 65535, "a port");

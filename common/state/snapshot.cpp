@@ -150,4 +150,13 @@ std::vector<const Authorization*> Snapshot::policies_for(const Workload& w) cons
   return out;
 }
 
+std::uint16_t endpoint_target_port(const Service& svc, const Endpoint& ep, std::uint16_t service_port) {
+  if (ep.ports != nullptr)
+    for (const auto& p : ep.ports->ports())
+      if (p.service_port() == service_port && p.target_port() != 0) return static_cast<std::uint16_t>(p.target_port());
+  for (const auto& p : svc.ports())
+    if (p.service_port() == service_port) return static_cast<std::uint16_t>(p.target_port());
+  return 0;
+}
+
 }  // namespace ambient::state

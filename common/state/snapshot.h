@@ -50,6 +50,10 @@ struct Endpoint {
   const PortList* ports = nullptr;
 };
 
+// The target port of `ep` for `service_port`: the endpoint's own service -> target map first, then
+// Service.ports. 0 = no usable mapping (an unknown port, or a named port that cannot be resolved).
+std::uint16_t endpoint_target_port(const Service& svc, const Endpoint& ep, std::uint16_t service_port);
+
 template <typename T>
 using ResourceMap = std::map<std::string, std::shared_ptr<const T>, std::less<>>;  // sorted by key
 

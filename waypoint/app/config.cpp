@@ -3,22 +3,16 @@
 #include <fmt/format.h>
 
 #include "common/base/config.h"
+#include "common/net/endpoint.h"
 
 namespace ambient::waypoint {
 
 namespace {
 
 Result<boost::asio::ip::tcp::endpoint> parse_endpoint(const std::string& text, const std::string& where) {
-  // "host:port" or "[v6]:port"
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos) return errorf(ErrorKind::InvalidArgument, "{} '{}' is not ip:port", where, text);
-  std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  boost::system::error_code ec;
-  const auto addr = boost::asio::ip::make_address(host, ec);
-  auto port = config::parse_int(std::string_view(text).substr(colon + 1), 0, 65535);
-  if (ec || !port) return errorf(ErrorKind::InvalidArgument, "{} '{}' is not ip:port", where, text);
-  return boost::asio::ip::tcp::endpoint(addr, static_cast<std::uint16_t>(*port));
+  auto ep = net::parse_endpoint(text);
+  if (!ep) return errorf(ErrorKind::InvalidArgument, "{}: {}", where, ep.error().context);
+  return ep;
 }
 
 std::vector<std::string> split_paths(const std::string& s) {

@@ -18,6 +18,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/base/ascii.h"
+#include "common/state/yaml_walker.h"
 #include "waypoint/routing/route_table.h"
 
 namespace ambient::waypoint {
@@ -26,40 +27,12 @@ namespace {
 // Parsing walks the yaml-cpp tree by hand (no Node::as<>, which throws), in the style of
 // common/state/local_config.cpp: a value travels with its field path and line; null values count as absent.
 
-using Names = std::initializer_list<std::string_view>;
-
-struct At {
-  YAML::Node n;
-  std::string path;
-  int line = 0;
-};
-
-int line_of(const YAML::Node& n, int fallback) {
-  const YAML::Mark m = n.Mark();
-  return m.is_null() ? fallback : m.line + 1;
-}
-
-std::string_view kind_of(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Undefined: break;
-  }
-  return "nothing";
-}
-
-std::string join(Names set) {
-  std::string out;
-  for (std::string_view n : set) {
-    if (!out.empty()) out += ", ";
-    out += n;
-  }
-  return out;
-}
-
-bool contains(Names set, std::string_view key) { return std::find(set.begin(), set.end(), key) != set.end(); }
+using yaml::At;
+using yaml::contains;
+using yaml::join;
+using yaml::kind_of;
+using yaml::line_of;
+using yaml::Names;
 
 // RFC 7230 token (header names, methods).
 bool is_token(std::string_view s) {
@@ -228,34 +201,22 @@ const Names kConditionFields = {"key", "values", "notValues"};
 constexpr std::size_t kMaxModifierEntries = 16;  // Gateway API maxItems for set / add / remove
 constexpr std::uint32_t kMaxRetryAttempts = 1000;
 
-class Parser {
+class Parser : private yaml::Walker {
  public:
   Parser(std::string_view source, std::size_t* doc_counter, std::vector<Seen>* seen, WaypointConfig* out)
-      : source_(source), doc_counter_(doc_counter), seen_(seen), out_(out) {}
+      : yaml::Walker(source), doc_counter_(doc_counter), seen_(seen), out_(out) {
+    lines_ = &field_lines_;
+  }
 
   Result<void> document(const YAML::Node& doc);
 
  private:
-  using FieldFn = std::function<Result<void>(std::string_view key, const At& value)>;
-  using ElemFn = std::function<Result<void>(const At& elem, std::size_t index)>;
-
-  Error fail(int line, std::string_view path, std::string_view reason, ErrorKind kind = ErrorKind::InvalidArgument) const {
-    if (path.empty()) return make_error(kind, fmt::format("{}:{}: {}{}", source_, line, prefix_, reason));
-    return make_error(kind, fmt::format("{}:{}: {}{}: {}", source_, line, prefix_, path, reason));
-  }
-  Error fail(const At& at, std::string_view reason, ErrorKind kind = ErrorKind::InvalidArgument) const {
-    return fail(at.line, at.path, reason, kind);
-  }
   // An error from a lower layer whose context already starts with the field path (`where`).
   Error wrap(int line, Error e) const {
     e.context = fmt::format("{}:{}: {}{}", source_, line, prefix_, e.context);
     return e;
   }
 
-  Result<void> fields(const At& at, Names known, Names required, const FieldFn& fn);
-  Result<void> list(const At& at, const ElemFn& fn);
-  Result<std::string> str(const At& at) const;
-  Result<std::uint64_t> integer(const At& at, std::uint64_t min, std::uint64_t max, std::string_view what) const;
   Result<std::vector<std::string>> strings(const At& at);
   Result<std::string> one_of(const At& at, Names allowed) const;
   Result<std::optional<std::chrono::milliseconds>> duration(const At& at) const;
@@ -278,73 +239,12 @@ class Parser {
   Result<void> ip_blocks(const At& at, std::vector<IpBlock>& out);
   Result<void> ports(const At& at, std::vector<std::uint16_t>& out);
 
-  std::string source_;
   std::size_t* doc_counter_;
   std::vector<Seen>* seen_;
   WaypointConfig* out_;
-  std::string prefix_;                           // "<Kind> <ns>/<name>: " once known
-  std::string ns_;                               // the resource's namespace
-  std::unordered_map<std::string, int> lines_;   // field path -> line, to place RouteTable::build errors
+  std::string ns_;                                    // the resource's namespace
+  std::unordered_map<std::string, int> field_lines_;  // field path -> line, to place RouteTable::build errors
 };
-
-Result<void> Parser::fields(const At& at, Names known, Names required, const FieldFn& fn) {
-  if (!at.n.IsMap() && !at.n.IsNull()) return fail(at, fmt::format("expected a map, got {}", kind_of(at.n)));
-  lines_.emplace(at.path, at.line);
-  std::vector<std::string> seen, present;
-  if (at.n.IsMap()) {
-    for (const auto& kv : at.n) {
-      const int key_line = line_of(kv.first, at.line);
-      if (!kv.first.IsScalar()) return fail(key_line, at.path, "map keys must be plain strings");
-      const std::string& key = kv.first.Scalar();
-      const std::string path = at.path.empty() ? key : at.path + "." + key;
-      if (!contains(known, key)) return fail(key_line, path, fmt::format("unknown field (known: {})", join(known)));
-      if (std::find(seen.begin(), seen.end(), key) != seen.end()) return fail(key_line, path, "duplicate field");
-      seen.push_back(key);
-      if (kv.second.IsNull()) continue;  // `key:` or `key: null` = absent
-      present.push_back(key);
-      const At value{kv.second, path, line_of(kv.second, key_line)};
-      lines_.emplace(path, value.line);
-      AMBIENT_TRY(fn(key, value));
-    }
-  }
-  for (std::string_view r : required)
-    if (std::find(present.begin(), present.end(), r) == present.end())
-      return fail(at, fmt::format("missing required field \"{}\"", r));
-  return ok();
-}
-
-Result<void> Parser::list(const At& at, const ElemFn& fn) {
-  if (at.n.IsNull()) return ok();
-  if (!at.n.IsSequence()) return fail(at, fmt::format("expected a list, got {}", kind_of(at.n)));
-  std::size_t i = 0;
-  int prev_line = line_of(at.n, at.line);
-  for (const auto& e : at.n) {
-    const At elem{e, fmt::format("{}[{}]", at.path, i), line_of(e, at.line)};
-    // `- ` with nothing is refused rather than read as an empty element (which could match everything).
-    // yaml-cpp marks an implicit null at the next token, so point at the element before it.
-    if (e.IsNull()) return fail(std::min(elem.line, prev_line), elem.path, "empty list element");
-    lines_.emplace(elem.path, elem.line);
-    AMBIENT_TRY(fn(elem, i));
-    prev_line = elem.line;
-    ++i;
-  }
-  return ok();
-}
-
-Result<std::string> Parser::str(const At& at) const {
-  if (!at.n.IsScalar()) return fail(at, fmt::format("expected a string, got {}", kind_of(at.n)));
-  return at.n.Scalar();
-}
-
-Result<std::uint64_t> Parser::integer(const At& at, std::uint64_t min, std::uint64_t max, std::string_view what) const {
-  if (!at.n.IsScalar()) return fail(at, fmt::format("expected {}, got {}", what, kind_of(at.n)));
-  const std::string& v = at.n.Scalar();
-  std::uint64_t x = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
-  if (!all_digits(v) || ec != std::errc{} || end != v.data() + v.size() || x < min || x > max)
-    return fail(at, fmt::format("\"{}\" is not {} ({}..{})", v, what, min, max));
-  return x;
-}
 
 Result<std::vector<std::string>> Parser::strings(const At& at) {
   std::vector<std::string> out;
@@ -898,7 +798,7 @@ Result<void> Parser::validate_route(const HttpRoute& route, int doc_line) const 
   std::string path = rest.substr(0, rest.find(": "));
   int line = doc_line;
   while (!path.empty()) {
-    if (auto it = lines_.find(path); it != lines_.end()) {
+    if (auto it = field_lines_.find(path); it != field_lines_.end()) {
       line = it->second;
       break;
     }

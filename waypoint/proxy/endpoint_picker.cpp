@@ -18,15 +18,6 @@ std::optional<state::IpAddr> first_ip(const state::Workload& w) {
   return std::nullopt;
 }
 
-std::uint16_t target_port(const state::Service& svc, const state::Endpoint& ep, std::uint16_t service_port) {
-  if (ep.ports != nullptr)
-    for (const auto& p : ep.ports->ports())
-      if (p.service_port() == service_port && p.target_port() != 0) return static_cast<std::uint16_t>(p.target_port());
-  for (const auto& p : svc.ports())
-    if (p.service_port() == service_port) return static_cast<std::uint16_t>(p.target_port());
-  return 0;
-}
-
 UpstreamTarget make_target(const state::Workload& w, const state::IpAddr& ip, std::uint16_t port) {
   UpstreamTarget t;
   t.workload = &w;
@@ -76,7 +67,7 @@ std::optional<UpstreamTarget> EndpointPicker::pick(const state::Snapshot& snap, 
     if (!allow_unhealthy && w.status() != istio::workload::HEALTHY) continue;
     if (w.network() != network) continue;
     const auto ip = first_ip(w);
-    const std::uint16_t port = target_port(svc, ep, service_port);
+    const std::uint16_t port = state::endpoint_target_port(svc, ep, service_port);
     if (!ip || port == 0) continue;
     all.push_back({&w, *ip, port});
     if (std::find(exclude.begin(), exclude.end(), w.uid()) == exclude.end()) fresh.push_back(all.back());

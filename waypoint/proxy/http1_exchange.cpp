@@ -25,6 +25,7 @@
 #include "common/net/copy.h"
 #include "waypoint/http1/codec.h"
 #include "waypoint/http1/reader.h"
+#include "waypoint/proxy/header_ops.h"
 #include "waypoint/proxy/prefixed_stream.h"
 #include "waypoint/proxy/tunnel.h"
 #include "waypoint/proxy/upstream.h"
@@ -48,75 +49,6 @@ std::string request_id(std::uint64_t a, std::uint64_t b) {  // UUID version 4 la
   b = (b & 0x3fffffffffffffffull) | 0x8000000000000000ull;
   return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff, b >> 48,
                      b & 0xffffffffffffull);
-}
-
-void set_header(h2::Headers& hs, std::string_view name, std::string value) {
-  for (auto& h : hs)
-    if (h.name == name) {
-      h.value = std::move(value);
-      return;
-    }
-  hs.push_back({std::string(name), std::move(value)});
-}
-
-void remove_header(h2::Headers& hs, std::string_view name) {
-  std::erase_if(hs, [&](const h2::Header& h) { return h.name == name; });
-}
-
-void apply(const HeaderModifier& m, h2::Headers& hs) {
-  for (const auto& [n, v] : m.set) {
-    remove_header(hs, n);
-    hs.push_back({n, v});
-  }
-  for (const auto& [n, v] : m.add) hs.push_back({n, v});
-  for (const auto& n : m.remove) remove_header(hs, n);
-}
-
-// The request's path after a PathModifier (query kept).
-std::string modified_path(const PathModifier& m, const RouteMatch* match, std::string_view path) {
-  if (m.type == PathModifier::Type::ReplaceFullPath) return m.value;
-  std::string prefix = match && match->path ? match->path->value : std::string("/");
-  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
-  std::string_view rest = path.substr(std::min(prefix == "/" ? 0 : prefix.size(), path.size()));
-  std::string out = m.value;
-  if (!out.empty() && out.back() == '/' && rest.starts_with('/')) rest.remove_prefix(1);
-  if (!rest.empty() && !rest.starts_with('/') && !(out.ends_with('/'))) out += '/';
-  out += rest;
-  if (out.empty()) out = "/";
-  return out;
-}
-
-std::string with_query(std::string path, std::string_view query) {
-  if (!query.empty()) {
-    path += '?';
-    path += query;
-  }
-  return path;
-}
-
-std::string_view host_without_port(std::string_view host) {
-  if (!host.empty() && host.front() == '[') {
-    const auto close = host.find(']');
-    return close == std::string_view::npos ? host : host.substr(0, close + 1);
-  }
-  const auto colon = host.rfind(':');
-  return colon == std::string_view::npos ? host : host.substr(0, colon);
-}
-
-std::string redirect_location(const RequestRedirect& r, const RouteMatch* match, const http1::RequestHead& head) {
-  const std::string scheme = r.scheme.value_or("http");
-  const std::string_view host_header = head.header("host").value_or("");
-  std::string host = r.hostname ? *r.hostname : std::string(host_without_port(host_header));
-  std::string port;
-  if (r.port) {
-    if (!((scheme == "http" && *r.port == 80) || (scheme == "https" && *r.port == 443))) port = ":" + std::to_string(*r.port);
-  } else if (!r.scheme && !r.hostname) {
-    const auto colon = host_header.rfind(':');
-    if (colon != std::string_view::npos && host_header.find(']', colon) == std::string_view::npos)
-      port = std::string(host_header.substr(colon));
-  }
-  const std::string path = r.path ? modified_path(*r.path, match, head.path()) : std::string(head.path());
-  return fmt::format("{}://{}{}{}", scheme, host, port, with_query(path, head.query()));
 }
 
 // A response the waypoint makes itself.
@@ -149,10 +81,6 @@ std::string_view reason_or(int status) {
     case 505: return "HTTP Version Not Supported";
     default: return "";
   }
-}
-
-std::span<const std::uint8_t> bytes_of(std::string_view s) {
-  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
 
 }  // namespace
@@ -355,7 +283,7 @@ asio::awaitable<void> WaypointProxy::serve_http1(Tunnel& t, std::vector<std::uin
       case RequestDecision::Kind::Redirect: {
         const auto& r = *d.rule->filters.redirect;
         rec.status = r.status_code;
-        const h2::Headers extra = {{"location", redirect_location(r, d.match, req)}};
+        const h2::Headers extra = {{"location", redirect_location(r, d.match, req.path(), req.query(), req.header("host").value_or(""))}};
         local = local_response(r.status_code, "", keep, extra);
         break;
       }
@@ -428,11 +356,11 @@ asio::awaitable<bool> WaypointProxy::forward_http1(Tunnel& t, Http1Downstream& c
   }
   set_header(out.headers, "x-request-id", rec.request_id);
   if (d.rule != nullptr) {
-    if (d.rule->filters.request_headers) apply(*d.rule->filters.request_headers, out.headers);
+    if (d.rule->filters.request_headers) apply_modifier(*d.rule->filters.request_headers, out.headers);
     if (d.rule->filters.rewrite) {
       const auto& rw = *d.rule->filters.rewrite;
       if (rw.hostname) set_header(out.headers, "host", *rw.hostname);
-      if (rw.path) out.target = with_query(modified_path(*rw.path, d.match, req.path()), req.query());
+      if (rw.path) out.target = with_query(rewrite_path(*rw.path, d.match, req.path()), req.query());
     }
   }
   // Buffer a small request body so the request can be retried.
@@ -490,9 +418,7 @@ asio::awaitable<bool> WaypointProxy::forward_http1(Tunnel& t, Http1Downstream& c
     rec.attempts = attempt + 1;
     const bool last = attempt >= retry.attempts || (!body && attempt > 0);
     if (attempt > 0) {
-      // Envoy's backoff: random in [0, base * 2^(n-1)], capped at 10x base.
-      const auto cap = std::min<std::int64_t>(retry.backoff.count() << std::min<std::uint32_t>(attempt - 1, 10), retry.backoff.count() * 10);
-      timer.expires_after(std::chrono::milliseconds(cap > 0 ? static_cast<std::int64_t>(picker_.random() % static_cast<std::uint64_t>(cap + 1)) : 0));
+      timer.expires_after(retry_backoff(retry, attempt, picker_.random()));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     if (d.service != nullptr) target = picker_.pick(t.state->snapshot(), *d.service, d.port, t.state->self().network, tried);
@@ -597,7 +523,7 @@ asio::awaitable<bool> WaypointProxy::forward_http1(Tunnel& t, Http1Downstream& c
   http1::ResponseHead rh = *resp;
   http1::remove_hop_by_hop(rh.headers);
   remove_header(rh.headers, "content-length");  // set again below for the framing we send
-  if (d.rule != nullptr && d.rule->filters.response_headers) apply(*d.rule->filters.response_headers, rh.headers);
+  if (d.rule != nullptr && d.rule->filters.response_headers) apply_modifier(*d.rule->filters.response_headers, rh.headers);
   const bool no_body = req.method == "HEAD" || resp->status == 204 || resp->status == 304;
   if (resp->status == 101) {
     rh.headers.push_back({"connection", "upgrade"});

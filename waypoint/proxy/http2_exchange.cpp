@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/h2/session.h"
+#include "waypoint/proxy/header_ops.h"
 #include "waypoint/proxy/prefixed_stream.h"
 #include "waypoint/proxy/tunnel.h"
 #include "waypoint/proxy/upstream.h"
@@ -36,36 +37,12 @@ namespace {
 constexpr std::size_t kReplayableBody = 64 * 1024;
 constexpr std::size_t kMaxSessionsPerTarget = 8;
 
-std::span<const std::uint8_t> bytes_of(std::string_view s) { return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()}; }
-
 bool is_pseudo(const h2::Header& h) { return !h.name.empty() && h.name.front() == ':'; }
 
 // Connection-specific fields HTTP/2 forbids (RFC 9113 8.2.2); "te" may only be "trailers".
 bool is_connection_specific(const h2::Header& h) {
   return h.name == "connection" || h.name == "keep-alive" || h.name == "proxy-connection" || h.name == "transfer-encoding" ||
          h.name == "upgrade" || (h.name == "te" && h.value != "trailers");
-}
-
-void set_header(h2::Headers& hs, std::string_view name, std::string value) {
-  for (auto& h : hs)
-    if (h.name == name) {
-      h.value = std::move(value);
-      return;
-    }
-  hs.push_back({std::string(name), std::move(value)});
-}
-
-void remove_header(h2::Headers& hs, std::string_view name) {
-  std::erase_if(hs, [&](const h2::Header& h) { return h.name == name; });
-}
-
-void apply(const HeaderModifier& m, h2::Headers& hs) {
-  for (const auto& [n, v] : m.set) {
-    remove_header(hs, n);
-    hs.push_back({n, v});
-  }
-  for (const auto& [n, v] : m.add) hs.push_back({n, v});
-  for (const auto& n : m.remove) remove_header(hs, n);
 }
 
 // gRPC status for an HTTP status the waypoint answers with itself (gRPC's HTTP-to-status mapping, Envoy's local
@@ -268,12 +245,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
         break;
       case RequestDecision::Kind::Redirect: {
         const auto& r = *d.rule->filters.redirect;
-        const std::string host = r.hostname.value_or(rec.host.substr(0, rec.host.rfind(':') == std::string::npos ? rec.host.size() : rec.host.rfind(':')));
-        const std::string port = r.port ? ":" + std::to_string(*r.port) : "";
-        std::string new_path(path);
-        if (r.path && r.path->type == PathModifier::Type::ReplaceFullPath) new_path = r.path->value;
-        const h2::Headers hs = {{"location", fmt::format("{}://{}{}{}{}{}", r.scheme.value_or("http"), host, port, new_path,
-                                                           query.empty() ? "" : "?", query)}};
+        const h2::Headers hs = {{"location", redirect_location(r, d.match, path, query, rec.host)}};
         rec.status = r.status_code;
         (void)down->respond(r.status_code, hs, true);
         break;
@@ -299,21 +271,11 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
     if (!is_pseudo(h) && !is_connection_specific(h) && h.name != "host") out.push_back(h);
   set_header(out, "x-request-id", rec.request_id);
   if (d.rule != nullptr) {
-    if (d.rule->filters.request_headers) apply(*d.rule->filters.request_headers, out);
+    if (d.rule->filters.request_headers) apply_modifier(*d.rule->filters.request_headers, out);
     if (d.rule->filters.rewrite) {
       const auto& rw = *d.rule->filters.rewrite;
       if (rw.hostname) out[2].value = *rw.hostname;
-      if (rw.path && rw.path->type == PathModifier::Type::ReplaceFullPath)
-        out[3].value = rw.path->value + (query.empty() ? "" : "?" + std::string(query));
-      else if (rw.path && d.match != nullptr && d.match->path) {
-        std::string prefix = d.match->path->value;
-        while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
-        std::string rest(path.substr(std::min(prefix == "/" ? 0 : prefix.size(), path.size())));
-        std::string np = rw.path->value;
-        if (!np.empty() && np.back() == '/' && rest.starts_with('/')) rest.erase(0, 1);
-        np += rest;
-        out[3].value = (np.empty() ? "/" : np) + (query.empty() ? "" : "?" + std::string(query));
-      }
+      if (rw.path) out[3].value = with_query(rewrite_path(*rw.path, d.match, path), query);
     }
   }
   // A body that arrived whole with the headers can be replayed; anything else streams once.
@@ -339,7 +301,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
       auto target = picker_.pick(st->snapshot(), *svc, mirror.backend.port, st->self().network);
       if (!target) continue;
       h2::Headers shadow = out;
-      shadow[2].value = rec.host.substr(0, rec.host.rfind(':') == std::string::npos ? rec.host.size() : rec.host.rfind(':')) + "-shadow";
+      shadow[2].value = std::string(host_without_port(rec.host)) + "-shadow";
       asio::co_spawn(io_, mirror_h2(*target, std::move(shadow), *body), keep_alive());
     }
 
@@ -355,8 +317,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
     rec.attempts = attempt + 1;
     const bool last = attempt >= retry.attempts || (!body && attempt > 0);
     if (attempt > 0) {
-      const auto cap = std::min<std::int64_t>(retry.backoff.count() << std::min<std::uint32_t>(attempt - 1, 10), retry.backoff.count() * 10);
-      timer.expires_after(std::chrono::milliseconds(cap > 0 ? static_cast<std::int64_t>(picker_.random() % static_cast<std::uint64_t>(cap + 1)) : 0));
+      timer.expires_after(retry_backoff(retry, attempt, picker_.random()));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     }
     std::optional<UpstreamTarget> target;
@@ -460,7 +421,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
   h2::Headers rh;
   for (const auto& h : up->response_headers())
     if (!is_pseudo(h) && !is_connection_specific(h)) rh.push_back(h);
-  if (d.rule != nullptr && d.rule->filters.response_headers) apply(*d.rule->filters.response_headers, rh);
+  if (d.rule != nullptr && d.rule->filters.response_headers) apply_modifier(*d.rule->filters.response_headers, rh);
   if (auto gs = h2::find_header(up->response_headers(), "grpc-status")) rec.grpc_status = std::string(*gs);
   const bool trailers_only = up->remote_ended() && up->buffered_bytes() == 0 && up->trailers().empty();
   if (auto r = down->respond(rec.status, rh, trailers_only); !r) {

@@ -248,40 +248,13 @@ Result<void> App::start() {
   else readiness_.mark_ready(state_task);
 
   // Control-plane-side servers.
-  admin_ = std::make_unique<admin::HttpServer>(control_.get_executor(), admin::HttpServerOptions{.name = "admin"});
-  admin_->route("GET", "/config_dump", [this](const admin::Request&) {
-    admin::Response r;
-    r.content_type = "application/json";
-    r.body = config_dump();
-    return r;
-  });
-  admin_->route("POST", "/logging", admin::handle_logging);
-  admin_->route("GET", "/logging", admin::handle_logging);
-  admin_->route("POST", "/quitquitquit", [this](const admin::Request&) {
-    shutdown();
-    return admin::Response::text(200, "OK\n");
-  });
-  auto a = admin_->listen(config_.admin);
-  if (!a) return errorf(ErrorKind::Io, "admin server: {}", a.error().context);
-  admin_ep_ = *a;
-  metrics_ = std::make_unique<admin::HttpServer>(control_.get_executor(), admin::HttpServerOptions{.name = "metrics"});
-  auto metrics_handler = [this](const admin::Request& req) {
-    const auto format = telemetry::negotiate_format(req.header("accept"));
-    admin::Response r;
-    r.content_type = std::string(telemetry::content_type(format));
-    r.body = registry_.render(format);
-    return r;
-  };
-  metrics_->route("GET", "/metrics", metrics_handler);
-  metrics_->route("GET", "/stats/prometheus", metrics_handler);
-  auto m = metrics_->listen(config_.metrics);
-  if (!m) return errorf(ErrorKind::Io, "metrics server: {}", m.error().context);
-  metrics_ep_ = *m;
-  ready_server_ = std::make_unique<admin::HttpServer>(control_.get_executor(), admin::HttpServerOptions{.name = "readiness"});
-  admin::add_readiness_route(*ready_server_, readiness_);
-  auto rd = ready_server_->listen(config_.readiness);
-  if (!rd) return errorf(ErrorKind::Io, "readiness server: {}", rd.error().context);
-  readiness_ep_ = *rd;
+  auto servers = admin::ControlServers::start(control_.get_executor(), {config_.admin, config_.metrics, config_.readiness},
+                                              registry_, readiness_, [this] { return config_dump(); }, [this] { shutdown(); });
+  if (!servers) return std::move(servers).error();
+  servers_ = std::move(*servers);
+  admin_ep_ = servers_->bound().admin;
+  metrics_ep_ = servers_->bound().metrics;
+  readiness_ep_ = servers_->bound().readiness;
 
   for (auto& w : workers_) {
     w->thread = std::thread([io = &w->io] {
@@ -498,9 +471,7 @@ void App::drain_step() {
     drain_timer_.expires_after(std::chrono::milliseconds(100));
     drain_timer_.async_wait([this](boost::system::error_code) {
       for (auto& w : workers_) w->io.stop();
-      if (admin_) admin_->stop();
-      if (metrics_) metrics_->stop();
-      if (ready_server_) ready_server_->stop();
+      if (servers_) servers_->stop();
       signals_.cancel();
       control_.stop();
     });

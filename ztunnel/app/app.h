@@ -23,7 +23,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "common/admin/http_server.h"
+#include "common/admin/control_servers.h"
 #include "common/admin/readiness.h"
 #include "common/base/result.h"
 #include "common/state/snapshot_builder.h"
@@ -119,7 +119,7 @@ class App final : private PodProxyHost {
   std::optional<admin::Readiness::Token> inpod_task_;
   std::vector<std::unique_ptr<Worker>> workers_;
   admin::Readiness readiness_;
-  std::unique_ptr<admin::HttpServer> admin_, metrics_, ready_server_;
+  std::unique_ptr<admin::ControlServers> servers_;  // admin 15000, metrics 15020, readiness 15021
   boost::asio::signal_set signals_{control_};
   boost::asio::steady_timer drain_timer_{control_};
   std::chrono::steady_clock::time_point drain_deadline_{};

@@ -31,17 +31,6 @@ std::optional<state::IpAddr> workload_ip(const state::Workload& w, const state::
 
 bool on_network(const state::Workload& w, std::string_view network) { return w.network() == network; }
 
-// The service port -> target port for one endpoint: the endpoint's own map first, then Service.ports.
-// 0 means "no usable mapping" (unknown port, or a named port we cannot resolve).
-std::uint16_t target_port(const state::Service& svc, const state::Endpoint& ep, std::uint16_t service_port) {
-  if (ep.ports != nullptr)
-    for (const auto& p : ep.ports->ports())
-      if (p.service_port() == service_port && p.target_port() != 0) return static_cast<std::uint16_t>(p.target_port());
-  for (const auto& p : svc.ports())
-    if (p.service_port() == service_port) return static_cast<std::uint16_t>(p.target_port());
-  return 0;
-}
-
 bool is_self(const state::Workload& source, const state::Workload* candidate) {
   return candidate != nullptr && candidate->uid() == source.uid();
 }
@@ -64,7 +53,7 @@ std::optional<Picked> pick_endpoint(const state::Snapshot& snap, const state::Se
     if (!on_network(w, ctx.network)) continue;
     auto ip = workload_ip(w);
     if (!ip) continue;
-    const std::uint16_t port = target_port(svc, ep, service_port);
+    const std::uint16_t port = state::endpoint_target_port(svc, ep, service_port);
     if (port == 0) continue;
     candidates.push_back({&w, *ip, port});
     weights.push_back(state::workload_capacity(w));
