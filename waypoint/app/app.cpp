@@ -296,32 +296,21 @@ void App::begin_drain() {
   if (draining_) return;
   draining_ = true;
   reload_timer_.cancel();
-  drain_deadline_ = std::chrono::steady_clock::now() + config_.termination_deadline;
   for (auto& w : workers_) asio::post(w->io, [p = w->proxy] { p->stop_accepting(); });
-  drain_step();
-}
-
-void App::drain_step() {
-  const auto live = counters_.live.load(std::memory_order_relaxed);
-  const bool expired = std::chrono::steady_clock::now() >= drain_deadline_;
-  if (live == 0 || expired) {
-    if (live > 0) {
-      spdlog::info("drain deadline passed with {} live tunnels: closing them", live);
-      for (auto& w : workers_) asio::post(w->io, [p = w->proxy] { p->close_all(); });
-    }
-    drain_timer_.expires_after(std::chrono::milliseconds(100));
-    drain_timer_.async_wait([this](boost::system::error_code) {
-      for (auto& w : workers_) w->io.stop();
-      if (servers_) servers_->stop();
-      signals_.cancel();
-      control_.stop();
-    });
-    return;
-  }
-  drain_timer_.expires_after(std::chrono::milliseconds(50));
-  drain_timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) drain_step();
-  });
+  admin::Drain::Hooks hooks;
+  hooks.live = [this] { return counters_.live.load(std::memory_order_relaxed); };
+  hooks.close = [this](std::uint64_t live) {
+    spdlog::info("drain deadline passed with {} live tunnels: closing them", live);
+    for (auto& w : workers_) asio::post(w->io, [p = w->proxy] { p->close_all(); });
+  };
+  hooks.done = [this] {
+    for (auto& w : workers_) w->io.stop();
+    if (servers_) servers_->stop();
+    signals_.cancel();
+    control_.stop();
+  };
+  drain_ = std::make_unique<admin::Drain>(control_.get_executor(), config_.termination_deadline, std::move(hooks));
+  drain_->start();
 }
 
 int App::run() {

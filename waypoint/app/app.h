@@ -24,6 +24,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/admin/control_servers.h"
+#include "common/admin/drain.h"
 #include "common/admin/readiness.h"
 #include "common/base/result.h"
 #include "common/identity/identity_manager.h"
@@ -67,7 +68,6 @@ class App {
   void schedule_reload();
   std::string config_dump() const;
   void begin_drain();
-  void drain_step();
 
   AppConfig config_;
   std::string identity_;  // spiffe://td/ns/NS/sa/SA
@@ -86,8 +86,7 @@ class App {
   std::unique_ptr<admin::ControlServers> servers_;  // admin 15000, metrics 15020, readiness 15021
   boost::asio::signal_set signals_{control_};
   boost::asio::steady_timer reload_timer_{control_};
-  boost::asio::steady_timer drain_timer_{control_};
-  std::chrono::steady_clock::time_point drain_deadline_{};
+  std::unique_ptr<admin::Drain> drain_;
   bool draining_ = false;
   boost::asio::ip::tcp::endpoint admin_ep_, metrics_ep_, readiness_ep_;
 };

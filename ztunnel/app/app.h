@@ -24,6 +24,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/admin/control_servers.h"
+#include "common/admin/drain.h"
 #include "common/admin/readiness.h"
 #include "common/base/result.h"
 #include "common/state/snapshot_builder.h"
@@ -100,7 +101,6 @@ class App final : private PodProxyHost {
   void publish(std::shared_ptr<const identity::CertBundle> certs);
   std::string config_dump() const;
   void begin_drain();
-  void drain_step();
 
   Config config_;
   boost::asio::io_context control_{1};
@@ -121,8 +121,7 @@ class App final : private PodProxyHost {
   admin::Readiness readiness_;
   std::unique_ptr<admin::ControlServers> servers_;  // admin 15000, metrics 15020, readiness 15021
   boost::asio::signal_set signals_{control_};
-  boost::asio::steady_timer drain_timer_{control_};
-  std::chrono::steady_clock::time_point drain_deadline_{};
+  std::unique_ptr<admin::Drain> drain_;
   bool draining_ = false;
   std::vector<boost::asio::ip::tcp::endpoint> data_plane_;
   boost::asio::ip::tcp::endpoint admin_ep_, metrics_ep_, readiness_ep_;
