@@ -534,6 +534,12 @@ Result<void> Parser::grpc_match(const At& at, RouteMatch& m) {
       return ok();
     }));
     if (service.empty() && method.empty()) return fail(v, "needs a service or a method (or both)");
+    // GRPCRoute precedence counts the characters of a matching service and method; a regular expression
+    // counts none (it ranks after every exact match).
+    if (type == "Exact") {
+      m.grpc_service_chars = static_cast<std::uint32_t>(service.size());
+      m.grpc_method_chars = static_cast<std::uint32_t>(method.size());
+    }
     if (type == "Exact") {
       // Gateway API: service ^(?i)\.?[a-z_][a-z_0-9]*(\.[a-z_][a-z_0-9]*)*$, method ^[A-Za-z_][A-Za-z_0-9]*$.
       auto ident = [](std::string_view s) {

@@ -197,12 +197,7 @@ asio::awaitable<void> WaypointProxy::serve_http1(Tunnel& t, std::vector<std::uin
   } stop_watch{*watch};
   bool first = true;
   for (;;) {
-    if (!first) {
-      const auto idle = std::chrono::steady_clock::now() + config_.idle_timeout;
-      if (idle > watch->deadline + std::chrono::seconds(1) || watch->deadline == std::chrono::steady_clock::time_point::max()) {
-        watch->deadline = idle;
-      }
-    }
+    if (!first) watch->deadline = std::chrono::steady_clock::now() + config_.idle_timeout;  // between requests
     auto head = co_await reader.read_request_head();
     watch->deadline = std::chrono::steady_clock::time_point::max();
     if (watch->fired) break;  // the watchdog answered 408 and closed the connection

@@ -33,6 +33,9 @@ struct RouteMatch {
   std::vector<ValueMatch> headers;
   std::vector<ValueMatch> query_params;
   std::optional<std::string> method;  // "GET", "POST", ...
+  // From a GRPCRoute method match (converted to `path`): the characters of its service and method, which
+  // GRPCRoute's precedence ranks by (route_table.h).
+  std::uint32_t grpc_service_chars = 0, grpc_method_chars = 0;
 };
 
 struct BackendRef {

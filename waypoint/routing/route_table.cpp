@@ -85,6 +85,13 @@ struct RouteTable::Compiled {
     return true;
   }
 
+  std::uint32_t grpc_service_chars = 0, grpc_method_chars = 0;
+
+  // Smaller sorts first: GRPCRoute's precedence (service, method, headers) in a table of GRPCRoutes only.
+  auto grpc_rank() const {
+    return std::make_tuple(-static_cast<long>(grpc_service_chars), -static_cast<long>(grpc_method_chars),
+                           -static_cast<long>(headers.size()));
+  }
   // Smaller sorts first (criteria 1-4 of the precedence).
   auto rank() const {
     const int kind = path_type == PathMatchType::Exact ? 0 : path_type == PathMatchType::RegularExpression ? 1 : 2;
@@ -180,15 +187,20 @@ Result<RouteTable> RouteTable::build(std::vector<HttpRoute> routes) {
         auto query = conditions(at + ".queryParams", m.query_params, false);
         if (!query) return std::move(query).error();
         c->query_params = std::move(*query);
+        c->grpc_service_chars = m.grpc_service_chars;
+        c->grpc_method_chars = m.grpc_method_chars;
         t.entries_.push_back(Entry{std::move(c), ri, i, j});
       }
     }
   }
+  const bool grpc_only = !all.empty() && std::all_of(all.begin(), all.end(), [](const HttpRoute& r) { return r.grpc; });
   std::stable_sort(t.entries_.begin(), t.entries_.end(), [&](const Entry& a, const Entry& b) {
     const auto& ra = all[a.route];
     const auto& rb = all[b.route];
-    return std::make_tuple(a.match->rank(), ra.created, std::tie(ra.ns, ra.name), a.rule, a.match_index) <
-           std::make_tuple(b.match->rank(), rb.created, std::tie(rb.ns, rb.name), b.rule, b.match_index);
+    if (grpc_only && a.match->grpc_rank() != b.match->grpc_rank()) return a.match->grpc_rank() < b.match->grpc_rank();
+    if (!grpc_only && a.match->rank() != b.match->rank()) return a.match->rank() < b.match->rank();
+    return std::make_tuple(ra.created, std::tie(ra.ns, ra.name), a.rule, a.match_index) <
+           std::make_tuple(rb.created, std::tie(rb.ns, rb.name), b.rule, b.match_index);
   });
   return t;
 }

@@ -7,6 +7,8 @@
 //      (regular expressions are implementation-specific in the spec: here after Exact, before any prefix);
 //   2. a method match;  3. more header matches;  4. more query parameter matches;
 //   5. the older route;  6. "<namespace>/<name>" alphabetically;  7. rule order, then match order in the route.
+// A table of GRPCRoutes only ranks by GRPCRoute's precedence instead of 1-4: more characters in the matching
+// service, then in the method, then more header matches (then 5-7 as above).
 // Semantics: PathPrefix matches whole path elements ("/foo" matches "/foo", "/foo/", "/foo/bar", not
 // "/foobar"; a trailing '/' in the prefix is ignored); Exact and regular expressions (ECMAScript syntax,
 // whole-string match) see the path without the query. Header names compare case-insensitively, query parameter

@@ -293,6 +293,8 @@ status:
     };
     for (const Row& row : {Row{"POST", "/pkg.Svc/Method", "exact"}, Row{"POST", "/pkg.Svc/Other", "service"},
                            Row{"POST", "/pkg.v2.Other/Anything", "regex"}, Row{"POST", "/x.Y/Ping", "ping"},
+                           // GRPCRoute precedence: a matching service (7 characters) outranks a method-only match.
+                           Row{"POST", "/pkg.Svc/Ping", "service"},
                            Row{"POST", "/pkg.SvcX/Method", "none"},  // element-wise prefix: not "/pkg.Svc"
                            Row{"GET", "/pkg.Svc/Method", "none"}}) {
       CAPTURE(row.path);
