@@ -41,6 +41,7 @@ namespace {
 
 constexpr std::size_t kReplayableBody = 64 * 1024;
 constexpr std::size_t kMaxIdlePerTarget = 64;
+constexpr std::size_t kLingerBytes = 1u << 20;  // dropped after a refused request before the tunnel ends
 using Down = PrefixedStream<h2::Transport>;
 using DownReader = http1::Reader<Down>;
 
@@ -160,6 +161,7 @@ struct HeadWatch {
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   bool done = false;
   bool fired = false;
+  bool lingering = false;  // our side has ended (after a refused request): on the deadline just close
 };
 
 asio::awaitable<void> watch_heads(std::shared_ptr<HeadWatch> w, std::shared_ptr<h2::Transport> io) {
@@ -168,8 +170,10 @@ asio::awaitable<void> watch_heads(std::shared_ptr<HeadWatch> w, std::shared_ptr<
     const auto now = clock::now();
     if (w->deadline <= now) {
       w->fired = true;
-      const std::string resp = local_response(408, "request timeout", false);
-      (void)co_await io->write_all(bytes_of(resp));
+      if (!w->lingering) {
+        const std::string resp = local_response(408, "request timeout", false);
+        (void)co_await io->write_all(bytes_of(resp));
+      }
       io->close();
       co_return;
     }
@@ -209,6 +213,18 @@ asio::awaitable<void> WaypointProxy::serve_http1(Tunnel& t, std::vector<std::uin
       if (status != 0) {
         const std::string resp = local_response(status, reason_or(status), false);
         (void)co_await down.write_all(bytes_of(resp));
+        // Lingering close: the client may still be sending the rest of what we refused. Ending the tunnel now would
+        // reset it, and a reset can destroy our answer before the client reads it; so end our side, then read and
+        // drop what still comes (bounded: kLingerBytes, the watchdog's header timeout) until the client closes.
+        (void)co_await down.shutdown_write();
+        watch->lingering = true;
+        watch->deadline = std::chrono::steady_clock::now() + config_.header_read_timeout;
+        std::vector<std::uint8_t> sink(16 * 1024);
+        for (std::size_t drained = 0; drained < kLingerBytes && !watch->fired;) {
+          auto n = co_await down.read_some(sink);
+          if (!n || *n == 0) break;
+          drained += *n;
+        }
       }
       break;
     }

@@ -159,7 +159,13 @@ TEST_CASE("waypoint mesh: routing, policy, retries, timeouts, upgrade, telemetry
   SUBCASE("Istio request metrics with reporter=waypoint, and /config_dump shows routes and policies") {
     CHECK(c.request("GET", "/admin").status == 403);
     CHECK(c.request("GET", "/x", {{"x-version", "v2"}}).status == 200);
-    const std::string metrics = http_get(m.wp->app->metrics_endpoint(), "/metrics");
+    // A request is recorded once its response has gone out: wait for both records.
+    std::string metrics;
+    CHECK(wait_for([&] {
+      metrics = http_get(m.wp->app->metrics_endpoint(), "/metrics");
+      return metrics.find("destination_service=\"echo-v2.demo.svc.cluster.local\"") != std::string::npos &&
+             metrics.find("response_code=\"403\"") != std::string::npos;
+    }, 5s));
     CHECK(metrics.find("istio_requests_total{reporter=\"waypoint\"") != std::string::npos);
     CHECK(metrics.find("response_code=\"403\"") != std::string::npos);
     CHECK(metrics.find("response_flags=\"RBAC\"") != std::string::npos);
@@ -184,8 +190,10 @@ TEST_CASE("waypoint sandwich binding: ztunnel terminates HBONE and hands tunnels
   CHECK(r.status == 200);
   CHECK(first_line(r.body) == "v2 GET /sandwich");
   CHECK(c.request("GET", "/admin").status == 403);
-  const std::string metrics = http_get(m.wp->app->metrics_endpoint(), "/metrics");
-  CHECK(metrics.find("source_principal=\"spiffe://cluster.local/ns/demo/sa/client\"") != std::string::npos);
+  CHECK(wait_for([&] {
+    return http_get(m.wp->app->metrics_endpoint(), "/metrics").find("source_principal=\"spiffe://cluster.local/ns/demo/sa/client\"") !=
+           std::string::npos;
+  }, 5s));
   SUBCASE("a PROXY header without the source identity (TLV 0xD0) is refused: no request reaches an app") {
     boost::asio::io_context io;
     boost::asio::ip::tcp::socket s(io);
