@@ -5,6 +5,9 @@
 # Paths (one network namespace bench-l7-<pid>, loopback only; needs root for the netns and iptables):
 #   direct    wrk / h2load -> nginx backend 127.0.0.5:8080 (HTTP/1.1) / :8081 (h2c)
 #   nginx     wrk / h2load -> nginx reverse proxy 127.0.0.7:80 (HTTP/1.1) / :81 (h2c) -> backend (HTTP/1.1 keep-alive)
+#   relay3    wrk / h2load -> three haproxy processes in TCP mode, chained (127.0.0.8:80 -> :90 -> :100 -> backend):
+#             plaintext, no TLS, no HTTP parsing, 2 threads each. The floor of ANY path with three proxies on these
+#             cores (every hop pays the kernel's loopback TCP both ways); the waypoint path has three proxies.
 #   waypoint  wrk / h2load -> 127.10.0.20:80 / :81 (the `echo` service VIP, whose waypoint is 127.0.0.4):
 #             iptables REDIRECT -> client ztunnel (127.0.0.1:15001, workload "client") -> HBONE (mTLS 1.3 +
 #             HTTP/2 CONNECT) -> waypoint 127.0.0.4:15008 (routes and authorizes every request: an HTTPRoute
@@ -33,7 +36,7 @@ ROUNDS=${ROUNDS:-1}
 results=${RESULTS_DIR:-$here/results}
 
 [ "$(id -u)" = 0 ] || { echo "l7.sh: needs root (network namespace, iptables)" >&2; exit 1; }
-for tool in ip iptables wrk h2load nginx python3 curl; do
+for tool in ip iptables wrk h2load nginx haproxy python3 curl; do
   command -v "$tool" >/dev/null || { echo "l7.sh: $tool not found (setup.sh installs it)" >&2; exit 1; }
 done
 for b in "$ZT" "$WP" "$CA_TOOL"; do
@@ -81,6 +84,18 @@ http { access_log off; keepalive_requests 1000000; http2_max_requests 1000000;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 EOF
 ip netns exec "$NS" nginx -c "$work/backend.conf" >/dev/null 2>&1 & pids+=($!)
+# The three-relay floor: plaintext TCP relays, one process per hop (as the three proxies of the mesh path); each
+# process relays the HTTP/1.1 chain (80 -> 90 -> 100 -> backend 8080) and the h2c chain (81 -> 91 -> 101 -> 8081).
+pid_relays=()
+relay_conf() {  # HOP NEXT-HTTP1 NEXT-H2C
+  { printf 'global\n  maxconn 4000\n  nbthread 2\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n'
+    printf '  timeout server 60s\nlisten h1\n  bind 127.0.0.8:%s\n  server next %s\n' $((80 + 10 * $1)) "$2"
+    printf 'listen h2c\n  bind 127.0.0.8:%s\n  server next %s\n' $((81 + 10 * $1)) "$3"; } > "$work/relay-$1.cfg"
+}
+relay_conf 0 127.0.0.8:90 127.0.0.8:91; relay_conf 1 127.0.0.8:100 127.0.0.8:101; relay_conf 2 127.0.0.5:8080 127.0.0.5:8081
+for hop in 0 1 2; do
+  ip netns exec "$NS" haproxy -f "$work/relay-$hop.cfg" >"$work/relay-$hop.log" 2>&1 & pids+=($!); pid_relays+=($!)
+done
 ip netns exec "$NS" nginx -c "$work/proxy.conf" >/dev/null 2>&1 & pids+=($!); pid_nginx=$!
 
 # ---- the mesh: two ztunnels (dedicated mode) and the waypoint, one CA ----
@@ -155,15 +170,17 @@ rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
 clk=$(getconf CLK_TCK)
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{sub(/.*\) /,""); print $12+$13}' "/proc/$p/stat"))); done; echo "$t"; }
 # CPU seconds of each proxy process over a measurement: "zt_client waypoint zt_server nginx" ticks.
-cpu_snapshot() { echo "$(cpu_ticks $pid_zt_c) $(cpu_ticks $pid_wp) $(cpu_ticks $pid_zt_s) $(cpu_ticks $pid_nginx $(pgrep -P "$pid_nginx"))"; }
+cpu_snapshot() { echo "$(cpu_ticks $pid_zt_c) $(cpu_ticks $pid_wp) $(cpu_ticks $pid_zt_s) $(cpu_ticks $pid_nginx $(pgrep -P "$pid_nginx")) $(cpu_ticks "${pid_relays[@]}")"; }
 rec_cpu() {  # PATH LOAD "before"
-  local a b c d e f g h; read -r a b c d <<<"$3"; read -r e f g h <<<"$(cpu_snapshot)"
+  local a b c d e f g h i j; read -r a b c d i <<<"$3"; read -r e f g h j <<<"$(cpu_snapshot)"
   if [ "$1" = waypoint ]; then
     rec waypoint "$2_cpu_s_zt_client" "$(awk -v t=$((e - a)) -v k="$clk" 'BEGIN{printf "%.2f", t/k}')"
     rec waypoint "$2_cpu_s_waypoint" "$(awk -v t=$((f - b)) -v k="$clk" 'BEGIN{printf "%.2f", t/k}')"
     rec waypoint "$2_cpu_s_zt_server" "$(awk -v t=$((g - c)) -v k="$clk" 'BEGIN{printf "%.2f", t/k}')"
   elif [ "$1" = nginx ]; then
     rec nginx "$2_cpu_s_proxy" "$(awk -v t=$((h - d)) -v k="$clk" 'BEGIN{printf "%.2f", t/k}')"
+  elif [ "$1" = relay3 ]; then
+    rec relay3 "$2_cpu_s_relays" "$(awk -v t=$((j - i)) -v k="$clk" 'BEGIN{printf "%.2f", t/k}')"
   fi
 }
 tree_rss_kb() {  # PID and its children (nginx master + workers)
@@ -179,11 +196,11 @@ rec nginx idle_rss_kb "$(tree_rss_kb "$pid_nginx")"
 log "idle RSS: waypoint $(rss_kb "$pid_wp") kB, nginx proxy $(tree_rss_kb "$pid_nginx") kB"
 
 # Smoke test every path, HTTP/1.1 and HTTP/2 (also proves the capture and the waypoint's route work).
-for url in http://127.0.0.5:8080/ http://127.0.0.7:80/ http://127.10.0.20:80/; do
+for url in http://127.0.0.5:8080/ http://127.0.0.7:80/ http://127.0.0.8:80/ http://127.10.0.20:80/; do
   out=$(inn curl -fs --max-time 5 "$url")
   [ "$out" = "hello from backend" ] || { echo "l7.sh: smoke test $url failed ('$out')" >&2; tail -n 5 "$work"/*.log >&2; exit 1; }
 done
-for url in http://127.0.0.5:8081/ http://127.0.0.7:81/ http://127.10.0.20:81/; do
+for url in http://127.0.0.5:8081/ http://127.0.0.7:81/ http://127.0.0.8:81/ http://127.10.0.20:81/; do
   out=$(inn curl -fs --http2-prior-knowledge --max-time 5 "$url")
   [ "$out" = "hello from backend" ] || { echo "l7.sh: HTTP/2 smoke test $url failed ('$out')" >&2; tail -n 5 "$work"/*.log >&2; exit 1; }
 done
@@ -192,9 +209,9 @@ code=$(inn curl -s -o /dev/null -w '%{http_code}' -X POST --max-time 5 http://12
 [ "$code" = 403 ] || { echo "l7.sh: the waypoint did not deny a POST (got $code): is the policy loaded?" >&2; exit 1; }
 
 wp_requests() { inn curl -fs http://127.0.0.4:15020/metrics | awk '/^istio_requests_total/{s+=$NF} END{printf "%d", s}'; }
-declare -A H1=([direct]=http://127.0.0.5:8080/ [nginx]=http://127.0.0.7:80/ [waypoint]=http://127.10.0.20:80/)
-declare -A H2=([direct]=http://127.0.0.5:8081/ [nginx]=http://127.0.0.7:81/ [waypoint]=http://127.10.0.20:81/)
-PATHS=(direct nginx waypoint)
+declare -A H1=([direct]=http://127.0.0.5:8080/ [nginx]=http://127.0.0.7:80/ [relay3]=http://127.0.0.8:80/ [waypoint]=http://127.10.0.20:80/)
+declare -A H2=([direct]=http://127.0.0.5:8081/ [nginx]=http://127.0.0.7:81/ [relay3]=http://127.0.0.8:81/ [waypoint]=http://127.10.0.20:81/)
+PATHS=(direct nginx relay3 waypoint)
 pct() { awk -v q="$1" '$1==q{v=$2; if (v ~ /us$/) {sub("us","",v); v/=1000} else if (v ~ /ms$/) {sub("ms","",v)} else if (v ~ /s$/) {sub("s","",v); v*=1000}; printf "%.3f", v}'; }
 h1_run() {  # PATH
   local path=$1 out before

@@ -81,6 +81,7 @@ void RecvQueue::clear() noexcept {
   pieces_.clear();
   head_ = 0;
   size_ = 0;
+  next_private_ = kMinPrivate;  // growth follows the backlog, not the stream's history
 }
 
 std::size_t RecvQueue::shared_pieces() const noexcept {

@@ -5,7 +5,8 @@
 //   stay where TLS decrypted them). Only pieces of at least kMinShared bytes are shared, and only
 //   while the session lends few enough blocks (Session: kMaxLentBlocks), so a connection pins at most
 //   that many blocks beyond its flow-control windows. Smaller pieces are copied into private blocks
-//   (1 KiB growing to 64 KiB).
+//   (1 KiB, doubling up to 64 KiB while a backlog builds; back to 1 KiB whenever the queue drains, so
+//   a keep-alive stream of small requests never allocates large blocks).
 // - front() stays valid until pop() consumes it, clear(), or the queue's destruction: a copy loop may
 //   hand it to the kernel while more data is queued behind it.
 // - Memory is released as pieces are consumed; an empty queue holds no block.
@@ -44,6 +45,7 @@ class RecvQueue {
   std::size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
   std::size_t shared_pieces() const noexcept;  // for tests
+  std::size_t next_private_capacity() const noexcept { return next_private_; }  // for tests
 
  private:
   struct Piece {

@@ -5,8 +5,9 @@
 // flow control); a request body of at most kReplayableBody bytes with a Content-Length is buffered first, so
 // the request can be retried. Retries (the rule's, or Istio's default of 2) cover connect failures, resets
 // before the response head, and the retriable status codes; each attempt prefers an endpoint not tried yet.
-// Timeouts: the rule's backendRequest bounds each attempt and request bounds all of them, until the response
-// head arrives (then the body streams); either answers 504 (flag UT).
+// Timeouts: the rule's backendRequest bounds each attempt and request bounds all of them. Before the response
+// head arrives either answers 504 (flag UT); after it, the same deadline bounds the response body, and a body
+// still streaming at the deadline is cut (both connections closed, flag UT), as Envoy resets such a stream.
 // Keep-alive: the downstream connection carries the next request when both sides allow it and the exchange
 // ended cleanly; an upstream connection goes back to the worker's idle set when its response ended cleanly.
 // Upgrade (WebSocket): the 101 response is forwarded and the tunnel becomes a byte copy both ways.
@@ -26,6 +27,7 @@
 #include "waypoint/http1/codec.h"
 #include "waypoint/http1/reader.h"
 #include "waypoint/proxy/header_ops.h"
+#include "waypoint/proxy/response_deadline.h"
 #include "waypoint/proxy/prefixed_stream.h"
 #include "waypoint/proxy/tunnel.h"
 #include "waypoint/proxy/upstream.h"
@@ -425,6 +427,7 @@ asio::awaitable<bool> WaypointProxy::forward_http1(Tunnel& t, Http1Downstream& c
   std::unique_ptr<UpstreamConn> conn;
   const http1::ResponseHead* resp = nullptr;
   std::optional<UpstreamTarget> target;
+  std::optional<std::chrono::steady_clock::time_point> until;  // the answering attempt's deadline
   for (std::uint32_t attempt = 0;; ++attempt) {
     rec.attempts = attempt + 1;
     const bool last = attempt >= retry.attempts || (!body && attempt > 0);
@@ -444,7 +447,7 @@ asio::awaitable<bool> WaypointProxy::forward_http1(Tunnel& t, Http1Downstream& c
     rec.upstream = target->authority();
     if (target->workload != nullptr) tried.push_back(target->workload->uid());
     // This attempt's deadline: the rule's backendRequest, within the request timeout.
-    std::optional<std::chrono::steady_clock::time_point> until = deadline;
+    until = deadline;
     if (timeouts.backend_request) {
       const auto per = std::chrono::steady_clock::now() + *timeouts.backend_request;
       if (!until || per < *until) until = per;
@@ -578,12 +581,16 @@ asio::awaitable<bool> WaypointProxy::forward_http1(Tunnel& t, Http1Downstream& c
   if (auto w = co_await down.write_all(bytes_of(head_bytes)); !w) co_return false;
   bool clean = true;
   if (!no_body) {
+    // The route deadline still runs: at it, the upstream is closed, which fails the read below.
+    h2::Transport* upstream = conn->pipe.get();
+    ResponseDeadline cut(io_, until, [upstream] { upstream->close(); });
     std::string chunk;
     for (;;) {
       auto piece = co_await conn->reader.read_body();
       if (!piece) {
-        rec.flags = "UC";
-        rec.reason = "upstream response body: " + piece.error().context;
+        rec.flags = cut.expired() ? "UT" : "UC";
+        rec.reason = cut.expired() ? std::string("response body not complete within the route timeout")
+                                   : "upstream response body: " + piece.error().context;
         clean = false;
         break;
       }
@@ -603,6 +610,7 @@ asio::awaitable<bool> WaypointProxy::forward_http1(Tunnel& t, Http1Downstream& c
         break;
       }
     }
+    cut.disarm();
     if (clean && chunk_out) {
       chunk.clear();
       http1::append_last_chunk(chunk, conn->reader.trailers());

@@ -7,8 +7,9 @@
 // Bodies stream both ways at once (gRPC client, server and bidirectional streaming), bounded by HTTP/2 flow
 // control on both sessions. A request whose body had fully arrived with its headers (at most kReplayableBody
 // bytes: unary gRPC, small POSTs, GETs) is retried like HTTP/1 (connect failures, resets before the response
-// headers, the retriable status codes); a streaming request is tried once. Timeouts as HTTP/1: until the
-// response headers, 504 (gRPC: grpc-status 4, DEADLINE_EXCEEDED).
+// headers, the retriable status codes); a streaming request is tried once. Timeouts as HTTP/1: before the
+// response headers, 504 (gRPC: grpc-status 4, DEADLINE_EXCEEDED); after them the same deadline bounds the rest of
+// the response, and a response still streaming at the deadline is reset both ways (flag UT).
 #include <algorithm>
 
 #include <boost/asio/as_tuple.hpp>
@@ -23,6 +24,7 @@
 #include "common/h2/session.h"
 #include "waypoint/proxy/header_ops.h"
 #include "waypoint/proxy/prefixed_stream.h"
+#include "waypoint/proxy/response_deadline.h"
 #include "waypoint/proxy/tunnel.h"
 #include "waypoint/proxy/upstream.h"
 #include "waypoint/proxy/waypoint_proxy.h"
@@ -59,16 +61,18 @@ int grpc_status_for(int http) {
   }
 }
 
-// Copies a stream's body to another, then sends END_STREAM (with the source's trailers, if any).
+// Copies a stream's body to another, then sends END_STREAM (with the source's trailers, if any). Zero copy: the
+// received bytes are written from where the session put them and consumed once framed.
 asio::awaitable<Result<std::uint64_t>> copy_body(h2::Stream& from, h2::Stream& to) {
-  std::vector<std::uint8_t> buf(16 * 1024);
   std::uint64_t total = 0;
   for (;;) {
-    auto n = co_await from.read_some(buf);
-    if (!n) co_return std::move(n).error();
-    if (*n == 0) break;
-    total += *n;
-    AMBIENT_CO_TRY(co_await to.write_all(std::span<const std::uint8_t>(buf.data(), *n)));
+    auto view = co_await from.read_view();
+    if (!view) co_return std::move(view).error();
+    if (view->empty()) break;
+    total += view->size();
+    auto w = co_await to.write_all(*view);
+    from.consume_view(view->size());
+    if (!w) co_return std::move(w).error();
   }
   if (!from.trailers().empty()) to.set_trailers(from.trailers());
   AMBIENT_CO_TRY(co_await to.shutdown_write());
@@ -84,16 +88,17 @@ struct RequestPump {
 };
 
 asio::awaitable<void> pump_request(std::shared_ptr<h2::Stream> down, std::shared_ptr<h2::Stream> up, std::shared_ptr<RequestPump> pump) {
-  std::vector<std::uint8_t> buf(16 * 1024);
   for (;;) {
-    auto n = co_await down->read_some(buf);
-    if (!n) {
+    auto view = co_await down->read_view();
+    if (!view) {
       up->close();
       co_return;
     }
-    if (*n == 0) break;
-    pump->bytes += *n;
-    if (auto w = co_await up->write_all(std::span<const std::uint8_t>(buf.data(), *n)); !w) co_return;
+    if (view->empty()) break;
+    pump->bytes += view->size();
+    auto w = co_await up->write_all(*view);
+    down->consume_view(view->size());
+    if (!w) co_return;
   }
   if (!down->trailers().empty()) up->set_trailers(down->trailers());
   if (auto w = co_await up->shutdown_write(); w) pump->done = true;
@@ -313,6 +318,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
   std::shared_ptr<h2::Stream> up;
   bool request_streamed = false;
   auto pump = std::make_shared<RequestPump>();
+  std::optional<std::chrono::steady_clock::time_point> until;  // the answering attempt's deadline
   for (std::uint32_t attempt = 0;; ++attempt) {
     rec.attempts = attempt + 1;
     const bool last = attempt >= retry.attempts || (!body && attempt > 0);
@@ -358,7 +364,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
       }
       if (end == End::Responded) {
         std::chrono::milliseconds wait(24 * 3600 * 1000);
-        std::optional<std::chrono::steady_clock::time_point> until = deadline;
+        until = deadline;
         if (timeouts.backend_request) {
           const auto per = std::chrono::steady_clock::now() + *timeouts.backend_request;
           if (!until || per < *until) until = per;
@@ -430,12 +436,18 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
     co_return;
   }
   if (!trailers_only) {
+    // The route deadline still runs: at it, both streams are reset, which ends the copy.
+    ResponseDeadline cut(io_, until, [up, down] {
+      up->close();
+      down->close();
+    });
     auto relayed = co_await copy_body(*up, *down);
+    cut.disarm();
     if (relayed) {
       rec.response_bytes = *relayed;
     } else {
-      rec.flags = "UC";
-      rec.reason = relayed.error().message();
+      rec.flags = cut.expired() ? "UT" : "UC";
+      rec.reason = cut.expired() ? std::string("response not complete within the route timeout") : relayed.error().message();
       down->close();
     }
     if (auto gs = h2::find_header(up->trailers(), "grpc-status")) rec.grpc_status = std::string(*gs);

@@ -92,6 +92,25 @@ TEST_SUITE("common/h2/recv_queue") {
     }
   }
 
+  TEST_CASE("private blocks grow with the backlog and shrink back when the queue drains") {
+    h2::RecvQueue q;
+    auto small = pattern(200, 5);
+    // A keep-alive stream of small messages, each read before the next arrives: 1 KiB blocks only.
+    for (int i = 0; i < 20; ++i) {
+      q.append(small.data(), small.size());
+      CHECK(q.next_private_capacity() <= 2 * h2::RecvQueue::kMinPrivate);
+      CHECK(drain(q) == small);
+    }
+    CHECK(q.next_private_capacity() == h2::RecvQueue::kMinPrivate);
+    // A backlog of unread copied pieces: blocks double up to the cap.
+    auto piece = pattern(3000, 6);
+    for (int i = 0; i < 100; ++i) q.append(piece.data(), piece.size());
+    CHECK(q.next_private_capacity() == h2::RecvQueue::kMaxPrivate);
+    CHECK(q.size() == 300000);
+    (void)drain(q);
+    CHECK(q.next_private_capacity() == h2::RecvQueue::kMinPrivate);
+  }
+
   TEST_CASE("a piece outside the offered block is copied, never shared") {
     auto src = filled_block(64 << 10, 1);
     auto other = filled_block(64 << 10, 2);

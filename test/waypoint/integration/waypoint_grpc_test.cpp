@@ -187,3 +187,66 @@ TEST_CASE("waypoint gRPC: unary and streaming calls with trailers through real t
     CHECK(http_get(m.wp->app->metrics_endpoint(), "/metrics").find("request_protocol=\"grpc\"") != std::string::npos);
   }
 }
+
+namespace {
+
+// An HTTPRoute with a request timeout on the gRPC service: over HTTP/2 the deadline also bounds a response that
+// is still streaming after its headers.
+constexpr const char* kGrpcTimeoutConfig = R"(---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: grpc-echo-timeout
+  namespace: demo
+spec:
+  parentRefs:
+  - group: ""
+    kind: Service
+    name: grpc-echo
+  rules:
+  - backendRefs:
+    - name: grpc-echo
+      port: 50051
+    timeouts:
+      request: 500ms
+)";
+
+}  // namespace
+
+TEST_CASE("waypoint HTTP/2: the route timeout cuts a response still streaming at the deadline (flag UT)") {
+  ScratchDir scratch;
+  GrpcTestServer server(scratch, {}, "127.0.0.5");
+  REQUIRE_MESSAGE(server.started(), server.error());
+  MeshOptions o;
+  o.grpc_port = server.port();
+  o.extra_config = kGrpcTimeoutConfig;
+  Mesh m(o);
+  asio::io_context io;
+  // A bidirectional call: the first reply (with the response headers) comes at once, then the client goes quiet
+  // while the call stays open. At the route deadline the waypoint resets the call.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto got = run_coro(io, [](void) -> asio::awaitable<Result<std::string>> {
+    auto s = co_await grpc_session();
+    if (!s) co_return std::move(s).error();
+    auto call = co_await grpc::start_call(*s, "/ambient.test.Echo/BidiStream", plain());
+    if (!call) co_return std::move(call).error();
+    EchoRequest req;
+    req.set_message("first");
+    AMBIENT_CO_TRY(co_await grpc::send_message(*call, req));
+    auto first = co_await grpc::recv_message<EchoReply>(*call);
+    if (!first) co_return std::move(first).error();
+    if (!*first) co_return errorf(ErrorKind::Closed, "no first reply");
+    auto next = co_await grpc::recv_message<EchoReply>(*call);  // nothing more is sent: only the deadline ends this
+    if (!next) co_return std::move(next).error();
+    co_return errorf(ErrorKind::Internal, "the call went on past the route timeout");
+  }());
+  const auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(!got);
+  CHECK(got.error().kind != ErrorKind::Internal);  // ended by the reset, not by a reply
+  CHECK(took >= 450ms);
+  CHECK(took < 3s);
+  CHECK(wait_for([&] {
+    return http_get(m.wp->app->metrics_endpoint(), "/metrics").find("response_code=\"200\",grpc_response_status=\"\",response_flags=\"UT\"") !=
+           std::string::npos;
+  }, 5s));
+}

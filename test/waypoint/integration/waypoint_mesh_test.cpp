@@ -106,6 +106,29 @@ TEST_CASE("waypoint mesh: routing, policy, retries, timeouts, upgrade, telemetry
     CHECK(took < 1500ms);
   }
 
+  SUBCASE("the route timeout also bounds the response body: a body still streaming at the deadline is cut (UT)") {
+    boost::beast::http::request<boost::beast::http::empty_body> req(boost::beast::http::verb::get, "/delay/3000/body", 11);
+    req.set(boost::beast::http::field::host, "echo");
+    boost::system::error_code ec;
+    const auto t0 = std::chrono::steady_clock::now();
+    boost::beast::http::write(c.socket(), req, ec);
+    REQUIRE(!ec);
+    boost::beast::http::response_parser<boost::beast::http::string_body> p;
+    boost::beast::http::read_header(c.socket(), c.buffer(), p, ec);
+    REQUIRE(!ec);
+    CHECK(p.get().result_int() == 200);  // the head went out before the deadline
+    boost::beast::http::read(c.socket(), c.buffer(), p, ec);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(ec);  // the body never completes: the connection is closed at the deadline
+    CHECK_FALSE(p.is_done());
+    CHECK(took >= 280ms);
+    CHECK(took < 2000ms);
+    CHECK(wait_for([&] {
+      const std::string metrics = http_get(m.wp->app->metrics_endpoint(), "/metrics");
+      return metrics.find("response_code=\"200\",grpc_response_status=\"\",response_flags=\"UT\"") != std::string::npos;
+    }, 5s));
+  }
+
   SUBCASE("WebSocket upgrade passes through, then bytes flow both ways") {
     boost::beast::http::request<boost::beast::http::empty_body> req(boost::beast::http::verb::get, "/ws", 11);
     req.set(boost::beast::http::field::host, "echo");

@@ -6,6 +6,7 @@
 //   /status/<code>     answers <code>
 //   /flaky             answers 503 to its first `flaky_failures` requests, then 200
 //   /delay/<ms>        answers 200 after <ms>
+//   /delay/<ms>/body   sends the head and half of a 64-byte body at once, the other half after <ms>
 //   /chunked           a chunked body of three pieces
 //   /reset             closes the connection without answering
 //   anything else      200; POST/PUT echo the body
@@ -124,6 +125,15 @@ class HttpBackend {
       if (target.starts_with("/reset")) {  // the app dies mid-request: no response, the connection closes
         sock.close(ec);
         return;
+      }
+      if (target.starts_with("/delay/") && target.ends_with("/body")) {  // a response whose body stalls
+        const std::string half(32, 'x');
+        const std::string head = "HTTP/1.1 200 OK\r\ncontent-length: 64\r\nx-backend: " + name_ + "\r\n\r\n";
+        boost::asio::write(sock, boost::asio::buffer(head + half), ec);
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(target.substr(7))));
+        if (!ec) boost::asio::write(sock, boost::asio::buffer(half), ec);
+        if (ec) return;
+        continue;
       }
       int status = 200;
       if (target.starts_with("/status/")) status = std::stoi(target.substr(8));
