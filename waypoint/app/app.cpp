@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/base/json.h"
-#include "common/identity/local_ca_source.h"
+#include "common/control_plane/settings.h"
 #include "common/state/config_dump.h"
 #include "common/state/local_config.h"
 #include "common/state/snapshot_builder.h"
@@ -114,7 +114,7 @@ App::FileStamps App::stamp_files() const {
     const auto mtime = fs::last_write_time(p, ec);
     out[p.string()] = {ec ? 0 : size, ec ? -1 : static_cast<std::int64_t>(mtime.time_since_epoch().count())};
   };
-  stamp(config_.local_config_path);
+  if (!config_.local_config_path.empty()) stamp(config_.local_config_path);
   for (const auto& path : config_.route_paths) {
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
@@ -130,16 +130,53 @@ App::FileStamps App::stamp_files() const {
   return out;
 }
 
-Result<std::shared_ptr<const L7State>> App::load_state() const {
-  auto local = state::load_local_config(config_.local_config_path);
-  if (!local) return std::move(local).error();
-  state::SnapshotBuilder builder;
-  AMBIENT_TRY(state::apply_local_config(*local, builder));
-  auto snapshot = builder.build();
+Result<std::shared_ptr<const L7State>> App::load_state() {
+  std::shared_ptr<const state::Snapshot> snapshot = snapshot_;  // xDS: the latest push
+  if (!ads_) {
+    auto local = state::load_local_config(config_.local_config_path);
+    if (!local) return std::move(local).error();
+    state::SnapshotBuilder builder;
+    AMBIENT_TRY(state::apply_local_config(*local, builder));
+    snapshot = builder.build();
+  }
   auto routes = config_.route_paths.empty() ? Result<WaypointConfig>(WaypointConfig{}) : load_waypoint_config(config_.route_paths);
   if (!routes) return std::move(routes).error();
   auto cfg = std::make_shared<const WaypointConfig>(std::move(*routes));
-  return L7State::build(std::move(snapshot), std::move(cfg), WaypointSelf{config_.ns, config_.name, config_.gateway_name, config_.network});
+  auto st = L7State::build(snapshot, cfg, self());
+  if (!st) return std::move(st).error();
+  snapshot_ = std::move(snapshot);
+  routes_ = std::move(cfg);
+  return st;
+}
+
+Result<void> App::start_xds(admin::Readiness::Token config_task) {
+  // Node "waypoint~<ip>~<pod>.<ns>~<ns>.svc.cluster.local", as istiod's waypoint pods (`pilot-agent proxy waypoint`)
+  // send it. Address only: L4 authorization is the ztunnels', the L7 policies come from the route files.
+  auto opts = control_plane::ads_options(config_.control_plane, "waypoint", {std::string(xds::kAddressType)});
+  if (!opts) return std::move(opts).error();
+  snapshot_ = state::Snapshot::empty();
+  ads_ = std::make_unique<xds::AdsClient>(
+      control_.get_executor(), std::move(*opts), builder_, [this] { on_xds_change(); },
+      [this, config_task](std::string_view) {
+        spdlog::info("config: first xDS push applied: {} workloads, {} services", builder_.workload_count(),
+                     builder_.service_count());
+        readiness_.mark_ready(config_task);
+      });
+  return ok();
+}
+
+void App::on_xds_change() {
+  snapshot_ = builder_.build();
+  auto st = L7State::build(snapshot_, routes_, self());
+  if (!st) {
+    // Only the routes can refuse a state (route table limits): the previous one serves until they change.
+    ++reload_failures_;
+    last_reload_error_ = st.error().message();
+    spdlog::error("config: xDS push not applied to the routes, keeping the previous state: {}", st.error());
+    return;
+  }
+  spdlog::debug("config: xDS push: {} workloads, {} services", snapshot_->workloads().size(), snapshot_->services().size());
+  publish(std::move(*st));
 }
 
 void App::publish(std::shared_ptr<const L7State> state) {
@@ -190,15 +227,22 @@ Result<void> App::start() {
   auto state_task = readiness_.register_task("config");
   auto proxy_task = readiness_.register_task("proxy");
 
+  // State: the local config file, or istiod's Delta ADS (exclusive; load_app_config refuses both and neither).
+  if (!config_.control_plane.xds_address.empty()) AMBIENT_TRY(start_xds(state_task));
   stamps_ = stamp_files();
   auto st = load_state();
   if (!st) return std::move(st).error();
   state_ = std::move(*st);
-  spdlog::info("config: {} workloads, {} services from {}; {} routes, {} policies", state_->snapshot().workloads().size(),
-               state_->snapshot().services().size(), config_.local_config_path, state_->config().routes.size(),
-               state_->config().policies.size());
+  if (ads_) {
+    spdlog::info("config: workloads and services from xDS at {} (ready after the first push); {} routes, {} policies",
+                 config_.control_plane.xds_address, state_->config().routes.size(), state_->config().policies.size());
+  } else {
+    spdlog::info("config: {} workloads, {} services from {}; {} routes, {} policies", state_->snapshot().workloads().size(),
+                 state_->snapshot().services().size(), config_.local_config_path, state_->config().routes.size(),
+                 state_->config().policies.size());
+    readiness_.mark_ready(state_task);
+  }
   identity_ = fmt::format("spiffe://{}/ns/{}/sa/{}", config_.trust_domain, config_.ns, config_.service_account);
-  readiness_.mark_ready(state_task);
 
   // Workers: each binds the HBONE port (SO_REUSEPORT); port 0 (tests) is picked once by the first.
   for (unsigned i = 0; i < config_.worker_threads; ++i) {
@@ -221,16 +265,17 @@ Result<void> App::start() {
     if (config_.proxy_protocol_port) config_.proxy_protocol_port = w->proxy->proxy_protocol_port();
   }
 
-  // Identity: the built-in CA (self-signed, or istiod-style cacerts files), renewed at half-life.
-  Result<tls::CertificateAuthority> ca = config_.cacerts_dir.empty()
-                                             ? tls::CertificateAuthority::create_self_signed(config_.trust_domain, std::chrono::hours(24 * 365))
-                                             : tls::CertificateAuthority::load_cacerts_dir(config_.cacerts_dir);
-  if (!ca) return errorf(ca.error().kind, "built-in CA{}: {}", config_.cacerts_dir.empty() ? "" : " from " + config_.cacerts_dir, ca.error().context);
+  // Identity: istiod's CA (CA_ADDRESS), or the built-in CA (self-signed, or istiod-style cacerts files); renewed
+  // at half-life. Readiness waits for the first certificate (with istiod's CA it arrives after start()).
+  auto source = control_plane::make_certificate_source(control_.get_executor(), config_.control_plane, config_.trust_domain,
+                                                       config_.cacerts_dir, /*impersonate=*/false);
+  if (!source) return std::move(source).error();
   identity_task_ = readiness_.register_task("waypoint certificate");
   identities_ = std::make_unique<identity::IdentityManager>(
-      control_.get_executor(), std::make_shared<identity::LocalCaSource>(std::move(*ca)), config_.secret_ttl,
+      control_.get_executor(), std::move(*source), config_.secret_ttl,
       [this](std::shared_ptr<const identity::CertBundle> b) { publish(std::move(b)); });
   AMBIENT_TRY(identities_->set_identities({identity_}));
+  if (ads_) ads_->start();  // readiness: "config" is released by the first Address response (start_xds)
 
   auto servers = admin::ControlServers::start(control_.get_executor(), {config_.admin, config_.metrics, config_.readiness},
                                               registry_, readiness_, [this] { return config_dump(); }, [this] { shutdown(); });
@@ -278,12 +323,15 @@ std::string App::config_dump() const {
   const auto end = state.rfind('}');
   const std::string extra = fmt::format(
       ",\n  \"routes\": {},\n  \"authorizationPolicies\": {},\n  \"certificates\": {},\n"
-      "  \"config\": {{\"workload\": {}, \"gateway\": {}, \"localXdsPath\": {}, \"routePaths\": {}, \"workerThreads\": {}, "
-      "\"reloads\": {}, \"reloadFailures\": {}, \"lastReloadError\": {}}}\n",
+      "  \"config\": {{\"workload\": {}, \"gateway\": {}, \"localXdsPath\": {}, \"xdsAddress\": {}, \"caAddress\": {}, "
+      "\"routePaths\": {}, \"workerThreads\": {}, \"reloads\": {}, \"reloadFailures\": {}, \"lastReloadError\": {}}},\n"
+      "  \"xds\": {}\n",
       routes_json(state_->config()), policies_json(state_->config()), certs,
       json::quote(config_.ns + "/" + config_.name + "/" + config_.service_account), json::quote(config_.gateway_name),
-      json::quote(config_.local_config_path), json::quote(fmt::format("{}", fmt::join(config_.route_paths, ","))), config_.worker_threads,
-      reloads_, reload_failures_, json::quote(last_reload_error_));
+      json::quote(config_.local_config_path), json::quote(config_.control_plane.xds_address),
+      json::quote(config_.control_plane.ca_address), json::quote(fmt::format("{}", fmt::join(config_.route_paths, ","))),
+      config_.worker_threads, reloads_, reload_failures_, json::quote(last_reload_error_),
+      control_plane::xds_status_json(ads_.get(), config_.control_plane));
   const auto body_end = state.find_last_not_of(" \n", end - 1);
   return state.substr(0, body_end + 1) + extra + "}\n";
 }
@@ -296,6 +344,7 @@ void App::begin_drain() {
   if (draining_) return;
   draining_ = true;
   reload_timer_.cancel();
+  if (ads_) ads_->stop();
   for (auto& w : workers_) asio::post(w->io, [p = w->proxy] { p->stop_accepting(); });
   admin::Drain::Hooks hooks;
   hooks.live = [this] { return counters_.live.load(std::memory_order_relaxed); };

@@ -5,10 +5,15 @@
 // their own WaypointProxy (HBONE listener with SO_REUSEPORT, upstream pool, load balancer). L7 state and
 // certificates reach workers only as immutable snapshots posted to their io_context.
 //
+// State source (exactly one): the local config file (LOCAL_XDS_PATH), or istiod's Delta ADS (XDS_ADDRESS,
+// `istio.workload.Address` only: the waypoint's L7 policies come from its route files). With xDS, readiness
+// waits for the first Address response, and every push that changes something builds a new L7State from the
+// new snapshot and the current routes. Certificate: the built-in CA, or istiod's CA (CA_ADDRESS).
+//
 // Reload: every reload_interval the control thread compares the files' (size, mtime) with the last load; on a
-// change it re-reads everything. A file that fails to parse or validate keeps the previous good state and logs
-// the reason with file, line and field; live traffic is never interrupted (tunnels keep the state they
-// started with, the next tunnel takes the new one).
+// change it re-reads everything (the local config, or with xDS the latest push, and the route files). A file
+// that fails to parse or validate keeps the previous good state and logs the reason with file, line and field;
+// live traffic is never interrupted (tunnels keep the state they started with, the next tunnel takes the new one).
 // Shutdown (SIGTERM, SIGINT, POST /quitquitquit): stop accepting, GOAWAY, live tunnels may finish until
 // CONNECTION_TERMINATION_DEADLINE, then they are closed and the process exits 0.
 #include <atomic>
@@ -28,7 +33,9 @@
 #include "common/admin/readiness.h"
 #include "common/base/result.h"
 #include "common/identity/identity_manager.h"
+#include "common/state/snapshot_builder.h"
 #include "common/telemetry/metrics.h"
+#include "common/xds/ads_client.h"
 #include "waypoint/app/config.h"
 #include "waypoint/proxy/request_telemetry.h"
 #include "waypoint/proxy/waypoint_proxy.h"
@@ -61,8 +68,15 @@ class App {
   // (size, mtime) of every config file, directories expanded: a change triggers a reload.
   using FileStamps = std::map<std::string, std::pair<std::uintmax_t, std::int64_t>>;
   FileStamps stamp_files() const;
-  // Loads the local config and the route files into a new L7State. Errors name file, line and field.
-  Result<std::shared_ptr<const L7State>> load_state() const;
+  // Re-reads the files into a new L7State: workloads and services from the local config (with xDS: the latest
+  // push, snapshot_) and the route files. On success snapshot_ and routes_ are the new ones; on an error
+  // (naming file, line and field) nothing changes.
+  Result<std::shared_ptr<const L7State>> load_state();
+  // XDS_ADDRESS: the Delta ADS client (started by start()); `config_task` is released by the first Address response.
+  Result<void> start_xds(admin::Readiness::Token config_task);
+  // A push changed workloads or services: the new snapshot with the current routes, published.
+  void on_xds_change();
+  WaypointSelf self() const { return {config_.ns, config_.name, config_.gateway_name, config_.network}; }
   void publish(std::shared_ptr<const L7State> state);
   void publish(std::shared_ptr<const identity::CertBundle> certs);
   void schedule_reload();
@@ -76,6 +90,10 @@ class App {
   std::unique_ptr<RequestMetrics> request_metrics_;
   WaypointCounters counters_;
   std::shared_ptr<const L7State> state_;
+  std::shared_ptr<const state::Snapshot> snapshot_;  // state_'s workloads and services (with xDS: the latest push)
+  std::shared_ptr<const WaypointConfig> routes_;     // state_'s routes and policies (the last good route files)
+  state::SnapshotBuilder builder_;                   // xDS: the resources pushed so far
+  std::unique_ptr<xds::AdsClient> ads_;              // XDS_ADDRESS set: the state source
   FileStamps stamps_;
   std::uint64_t reloads_ = 0, reload_failures_ = 0;
   std::string last_reload_error_;

@@ -32,8 +32,9 @@ std::vector<std::string> split_paths(const std::string& s) {
 
 Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string* help_text) {
   config::Options o;
-  o.add({"local-config", "LOCAL_XDS_PATH", "", "YAML file with workloads, services and policies (Istio local-config shape)"})
-      .add({"routes", "WAYPOINT_CONFIG_PATHS", "", "HTTPRoute/GRPCRoute/AuthorizationPolicy YAML files or directories, comma-separated"})
+  o.add({"local-config", "LOCAL_XDS_PATH", "", "YAML file with workloads and services (Istio local-config shape; exclusive with XDS_ADDRESS)"});
+  control_plane::add_options(o);  // XDS_ADDRESS, ..., CLUSTER_ID, NODE_NAME, CA_ADDRESS, CA_ROOT_CA, ALT_CA_HOSTNAME
+  o.add({"routes", "WAYPOINT_CONFIG_PATHS", "", "HTTPRoute/GRPCRoute/AuthorizationPolicy YAML files or directories, comma-separated"})
       .add({"reload-interval", "WAYPOINT_RELOAD_INTERVAL", "1s", "how often the config files are checked for changes"})
       .add({"workload-info", "WAYPOINT_WORKLOAD_INFO", "", "namespace/name/serviceaccount of this waypoint"})
       .add({"gateway", "WAYPOINT_GATEWAY", "", "the waypoint's Gateway name (policy targetRefs); default: the workload name"})
@@ -72,7 +73,12 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
   if (!o.positional().empty())
     return errorf(ErrorKind::InvalidArgument, "unexpected argument '{}' (flags are --name=value)", o.positional().front());
   c.local_config_path = o.get("local-config");
-  if (c.local_config_path.empty()) return errorf(ErrorKind::InvalidArgument, "LOCAL_XDS_PATH (or --local-config) is required: the waypoint's workloads and services");
+  c.control_plane = control_plane::from_options(o);
+  AMBIENT_TRY(control_plane::check_state_source(c.control_plane, c.local_config_path));
+  if (c.local_config_path.empty() && c.control_plane.xds_address.empty())
+    return errorf(ErrorKind::InvalidArgument,
+                  "no state source for the waypoint's workloads and services: set LOCAL_XDS_PATH (or --local-config) to a "
+                  "local config file, or XDS_ADDRESS (or --xds-address) to istiod");
   c.route_paths = split_paths(o.get("routes"));
   auto reload = o.duration("reload-interval");
   if (!reload) return std::move(reload).error();
@@ -85,6 +91,9 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
   c.ns = wi.substr(0, a);
   c.name = wi.substr(a + 1, b - a - 1);
   c.service_account = wi.substr(b + 1);
+  // The xDS node names the waypoint's pod; without the downward-API variables, its workload stands in.
+  if (c.control_plane.pod_name.empty()) c.control_plane.pod_name = c.name;
+  if (c.control_plane.pod_namespace.empty()) c.control_plane.pod_namespace = c.ns;
   c.gateway_name = o.get("gateway");
   if (c.gateway_name.empty()) c.gateway_name = c.name;
   c.network = o.get("network");
@@ -125,6 +134,7 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
   c.secret_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
   if (c.secret_ttl.count() < 60) return errorf(ErrorKind::InvalidArgument, "SECRET_TTL {}s is shorter than a minute", c.secret_ttl.count());
   c.cacerts_dir = o.get("cacerts");
+  AMBIENT_TRY(control_plane::check_ca_source(c.control_plane, c.cacerts_dir));
 
   const std::string lb = o.get("lb");
   if (lb == "least-request") c.load_balancing = LoadBalancing::LeastRequest;

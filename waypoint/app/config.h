@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "common/base/result.h"
+#include "common/control_plane/settings.h"
 #include "common/h2/settings.h"
 
 namespace ambient::waypoint {
@@ -19,9 +20,12 @@ namespace ambient::waypoint {
 enum class LoadBalancing : std::uint8_t { LeastRequest, RoundRobin, Random };
 
 struct AppConfig {
-  // State: workloads and services (which use this waypoint) from Istio's local-config YAML; routes and
-  // policies from Kubernetes-shaped YAML files or directories, re-read when they change.
+  // State: workloads and services (which use this waypoint) from Istio's local-config YAML or from istiod's
+  // Delta ADS (exactly one of the two); routes and policies from Kubernetes-shaped YAML files or directories,
+  // re-read when they change. control_plane also holds the Istio CA settings (CA_ADDRESS: the certificate from
+  // istiod's CA instead of the built-in one), shared with ztunnel (common/control_plane/settings.h).
   std::string local_config_path;            // LOCAL_XDS_PATH / --local-config
+  control_plane::Settings control_plane;    // XDS_ADDRESS, ..., CA_ADDRESS (POD_NAME, POD_NAMESPACE default to the workload's)
   std::vector<std::string> route_paths;     // WAYPOINT_CONFIG_PATHS / --routes: files or directories, comma-separated
   std::chrono::milliseconds reload_interval{1000};  // how often the files are checked for changes
 
@@ -44,7 +48,7 @@ struct AppConfig {
   boost::asio::ip::tcp::endpoint metrics{boost::asio::ip::make_address("::"), 15020};
   boost::asio::ip::tcp::endpoint readiness{boost::asio::ip::make_address("::"), 15021};
 
-  // Identity: the built-in CA (self-signed, or istiod-style cacerts files).
+  // Identity: the built-in CA (self-signed, or istiod-style cacerts files), unless control_plane.ca_address is set.
   std::string trust_domain = "cluster.local";
   std::chrono::seconds secret_ttl{24 * 3600};
   std::string cacerts_dir;

@@ -3,9 +3,7 @@
 #include <fmt/chrono.h>
 #include <spdlog/spdlog.h>
 
-#include <fstream>
 #include <future>
-#include <sstream>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -15,9 +13,7 @@
 #include "common/base/json.h"
 #include "common/state/config_dump.h"
 #include "common/state/local_config.h"
-#include "common/grpc/target.h"
-#include "common/identity/istio_ca_client.h"
-#include "common/identity/local_ca_source.h"
+#include "common/control_plane/settings.h"
 #include "common/xds/ads_client.h"
 #include "common/telemetry/access_log.h"
 #include "common/telemetry/process_metrics.h"
@@ -29,25 +25,6 @@ namespace ambient::ztunnel {
 namespace asio = boost::asio;
 
 namespace {
-
-
-// A root setting (XDS_ROOT_CA, CA_ROOT_CA): the PEM itself, or a file holding it.
-Result<std::shared_ptr<const grpc::ChannelTls>> channel_tls(const std::string& setting, const std::string& value) {
-  std::string roots = value;
-  const bool inline_pem = value.starts_with("-----BEGIN");
-  if (!inline_pem) {
-    std::ifstream in(value);
-    if (!in) return errorf(ErrorKind::NotFound, "{} {}: cannot be read (a PEM file, or the PEM itself)", setting, value);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    roots = ss.str();
-  }
-  grpc::ChannelTlsOptions tls_options;
-  tls_options.roots_pem = roots;
-  auto tls = grpc::ChannelTls::create(tls_options);
-  if (!tls) return errorf(tls.error().kind, "{} {}: {}", setting, inline_pem ? "(inline PEM)" : value, tls.error().context);
-  return std::make_shared<const grpc::ChannelTls>(std::move(*tls));
-}
 
 std::string iso8601(std::chrono::system_clock::time_point t) {
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", std::chrono::floor<std::chrono::seconds>(t));
@@ -86,26 +63,10 @@ void App::publish(std::shared_ptr<const identity::CertBundle> certs) {
 }
 
 Result<void> App::start_xds(admin::Readiness::Token state_task) {
-  auto opts = xds::parse_xds_address(config_.xds_address);
+  // Node "ztunnel~<ip>~<pod>.<ns>~<ns>.svc.cluster.local" (reference ztunnel.md 4.4); workloads and policies.
+  auto opts = control_plane::ads_options(config_.control_plane, "ztunnel",
+                                         {std::string(xds::kAddressType), std::string(xds::kAuthorizationType)});
   if (!opts) return std::move(opts).error();
-  auto tls = channel_tls("XDS_ROOT_CA", config_.xds_root_ca);
-  if (!tls) return std::move(tls).error();
-  opts->tls = std::move(*tls);
-  opts->server_name = config_.alt_xds_hostname;
-  opts->token_path = config_.auth_token_path;
-  opts->cluster_id = config_.cluster_id;
-  for (const auto& [name, value] : config_.xds_headers) opts->headers.push_back({name, value});
-  // Node (reference ztunnel.md 4.4): "ztunnel~<ip>~<pod>.<ns>~<ns>.svc.cluster.local" and string metadata.
-  const std::string ip = config_.instance_ip.empty() ? "1.1.1.1" : config_.instance_ip;
-  opts->node.set_id(fmt::format("ztunnel~{}~{}.{}~{}.svc.cluster.local", ip, config_.pod_name, config_.pod_namespace,
-                                config_.pod_namespace));
-  auto& md = *opts->node.mutable_metadata()->mutable_fields();
-  md["NAME"].set_string_value(config_.pod_name);
-  md["NAMESPACE"].set_string_value(config_.pod_namespace);
-  md["INSTANCE_IPS"].set_string_value(config_.instance_ip);
-  md["NODE_NAME"].set_string_value(config_.node_name);
-  md["CLUSTER_ID"].set_string_value(config_.cluster_id);
-  for (const auto& [key, value] : config_.proxy_metadata) md[key].set_string_value(value);
   auto pending = std::make_shared<std::size_t>(opts->type_urls.size());
   ads_ = std::make_unique<xds::AdsClient>(
       control_.get_executor(), std::move(*opts), builder_,
@@ -121,37 +82,8 @@ Result<void> App::start_xds(admin::Readiness::Token state_task) {
           readiness_.mark_ready(state_task);
         }
       });
-  spdlog::info("state: from xDS at {} (waiting for the first push of every type before ready)", config_.xds_address);
+  spdlog::info("state: from xDS at {} (waiting for the first push of every type before ready)", config_.control_plane.xds_address);
   return ok();
-}
-
-Result<identity::CertificateSourcePtr> App::make_certificate_source() {
-  if (!config_.ca_address.empty()) {
-    auto target = grpc::parse_target(config_.ca_address, "CA_ADDRESS");
-    if (!target) return std::move(target).error();
-    auto tls = channel_tls("CA_ROOT_CA", config_.ca_root_ca);
-    if (!tls) return std::move(tls).error();
-    identity::IstioCaOptions o;
-    o.host = target->host;
-    o.port = target->port;
-    o.server_name = config_.alt_ca_hostname;
-    o.tls = std::move(*tls);
-    o.token_path = config_.auth_token_path;
-    o.cluster_id = config_.cluster_id;
-    for (const auto& [name, value] : config_.ca_headers) o.headers.push_back({name, value});
-    o.impersonate = config_.mode == ProxyMode::Shared;  // ztunnel asks for other workloads' identities in shared mode
-    spdlog::info("identity: certificates from istiod's CA at {}:{}", o.host, o.port);
-    return identity::CertificateSourcePtr(std::make_shared<identity::IstioCaClient>(control_.get_executor(), std::move(o)));
-  }
-  Result<tls::CertificateAuthority> ca = config_.cacerts_dir.empty()
-                                             ? tls::CertificateAuthority::create_self_signed(config_.trust_domain, std::chrono::hours(24 * 365))
-                                             : tls::CertificateAuthority::load_cacerts_dir(config_.cacerts_dir);
-  if (!ca) return errorf(ca.error().kind, "built-in CA{}: {}", config_.cacerts_dir.empty() ? "" : " from " + config_.cacerts_dir,
-                         ca.error().context);
-  if (config_.cacerts_dir.empty())
-    spdlog::warn("identity: built-in CA is self-signed and private to this process: peers trust it only if they "
-                 "share it (set CA_CERTS_DIR to istiod-style cacerts to interoperate)");
-  return identity::CertificateSourcePtr(std::make_shared<identity::LocalCaSource>(std::move(*ca)));
 }
 
 Result<void> App::start() {
@@ -166,7 +98,7 @@ Result<void> App::start() {
   if (shared) AMBIENT_TRY(check_inpod_capabilities());
   // State: the local config file, or istiod's Delta ADS (exclusive; load_config refuses both).
   std::string identity;
-  if (!config_.xds_address.empty()) {
+  if (!config_.control_plane.xds_address.empty()) {
     AMBIENT_TRY(start_xds(state_task));
     // The local workload's identity comes from PROXY_WORKLOAD_INFO: with xDS the workload may arrive later.
     if (!shared)
@@ -184,7 +116,7 @@ Result<void> App::start() {
                  snapshot_->services().size(), snapshot_->policies().size(), config_.local_config_path);
 
   }
-  if (config_.xds_address.empty() && !shared) {
+  if (config_.control_plane.xds_address.empty() && !shared) {
     // The local workload (dedicated mode) must be in the state: its identity is what we serve and present.
     const state::Workload* local_workload = nullptr;
     for (const auto& [uid, w] : snapshot_->workloads())
@@ -200,8 +132,9 @@ Result<void> App::start() {
                     state::workload_service_account(*local_workload));
   }
 
-  // Identity: istiod's CA (CA_ADDRESS), or the built-in CA.
-  auto source = make_certificate_source();
+  // Identity: istiod's CA (CA_ADDRESS; in shared mode ztunnel asks for other workloads' identities), or the built-in CA.
+  auto source = control_plane::make_certificate_source(control_.get_executor(), config_.control_plane, config_.trust_domain,
+                                                       config_.cacerts_dir, shared);
   if (!source) return std::move(source).error();
 
   // Workers (constructed and bound here; their threads start below). Dedicated mode: one proxy per worker in
@@ -305,9 +238,9 @@ void App::update_identities() {
   std::set<std::string> wanted;
   if (!local_identity_.empty()) wanted.insert(local_identity_);
   if (inpod_) wanted.merge(inpod_->identities());
-  if (!config_.node_name.empty())
+  if (!config_.control_plane.node_name.empty())
     for (const auto& [uid, w] : snapshot_->workloads())
-      if (w->node() == config_.node_name && (w->tunnel_protocol() == istio::workload::HBONE || w->native_tunnel()))
+      if (w->node() == config_.control_plane.node_name && (w->tunnel_protocol() == istio::workload::HBONE || w->native_tunnel()))
         wanted.insert(state::workload_identity(*w));
   if (wanted == prefetched_) return;
   prefetched_ = wanted;
@@ -388,15 +321,6 @@ std::string App::inpod_dump() const {
                      st.nacks, json::quote(st.last_error), inpod_->ready(), pods);
 }
 
-std::string App::xds_dump() const {
-  if (!ads_) return "null";
-  const auto& st = ads_->stats();
-  return fmt::format("{{\"address\": {}, \"connected\": {}, \"streams\": {}, \"responses\": {}, \"acks\": {}, "
-                     "\"nacks\": {}, \"applied\": {}, \"removed\": {}, \"applyMicrosLast\": {}, \"applyMicrosMax\": {}, \"lastNack\": {}, \"lastError\": {}}}",
-                     json::quote(config_.xds_address), st.connected ? "true" : "false", st.connects, st.responses, st.acks,
-                     st.nacks, st.applied, st.removed, st.apply_us_last, st.apply_us_max, json::quote(st.last_nack), json::quote(st.last_error));
-}
-
 std::string App::config_dump() const {
   std::string state = state::config_dump_json(*snapshot_, true);
   std::string certs = "[";
@@ -421,7 +345,8 @@ std::string App::config_dump() const {
       "  \"version\": \"{}\"\n",
       certs, config_.mode == ProxyMode::Shared ? "shared" : "dedicated", json::quote(config_.workload.ns + "/" + config_.workload.name + "/" + config_.workload.service_account),
       json::quote(config_.local_config_path), json::quote(config_.trust_domain), config_.worker_threads,
-      config_.pool_max_streams_per_connection, json::quote(config_.network), json::quote(config_.cluster_id), xds_dump(),
+      config_.pool_max_streams_per_connection, json::quote(config_.network), json::quote(config_.control_plane.cluster_id),
+      control_plane::xds_status_json(ads_.get(), config_.control_plane),
       inpod_dump(), snapshot_->version());
   auto body_end = state.find_last_not_of(" \n", end - 1);
   return state.substr(0, body_end + 1) + extra + "}\n";

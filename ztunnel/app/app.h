@@ -93,8 +93,6 @@ class App final : private PodProxyHost {
   Result<void> check_inpod_capabilities();
   std::string inpod_dump() const;
   Result<void> start_xds(admin::Readiness::Token state_task);
-  Result<identity::CertificateSourcePtr> make_certificate_source();
-  std::string xds_dump() const;
   // Certificates wanted: the dedicated workload's, the enrolled pods', and (NODE_NAME) the node's HBONE workloads'.
   void update_identities();
   void publish(std::shared_ptr<const state::Snapshot> snapshot);

@@ -1,10 +1,6 @@
 #include "ztunnel/app/config.h"
 
-#include <cctype>
-#include <string_view>
 #include <thread>
-
-#include <unistd.h>
 
 #include "common/base/config.h"
 #include "common/net/endpoint.h"
@@ -35,19 +31,11 @@ Result<unsigned> parse_workers(const std::string& text) {
 
 Result<Config> load_config(int argc, const char* const* argv, std::string* help_text) {
   config::Options o;
-  o.add({"local-config", "LOCAL_XDS_PATH", "", "YAML file with workloads, services and policies (Istio local-config shape)"})
-      .add({"xds-address", "XDS_ADDRESS", "", "istiod Delta ADS address https://host:port (exclusive with LOCAL_XDS_PATH)"})
-      .add({"xds-root-ca", "XDS_ROOT_CA", "/var/run/secrets/istio/root-cert.pem", "roots istiod's certificate must chain to (file or PEM)"})
-      .add({"alt-xds-hostname", "ALT_XDS_HOSTNAME", "", "name to verify in istiod's certificate instead of the address's host"})
-      .add({"auth-token", "AUTH_TOKEN", "", "file with the bearer token sent to istiod (re-read per connection)"})
-      .add({"instance-ip", "INSTANCE_IP", "", "this ztunnel's IP (xDS node id)"})
-      .add({"pod-name", "POD_NAME", "", "this ztunnel's pod name (xDS node id)"})
-      .add({"pod-namespace", "POD_NAMESPACE", "", "this ztunnel's namespace (xDS node id)"})
-      .add({"proxy-mode", "PROXY_MODE", "dedicated", "dedicated (own netns) | shared (in-pod, needs the CNI agent)"})
+  o.add({"local-config", "LOCAL_XDS_PATH", "", "YAML file with workloads, services and policies (Istio local-config shape)"});
+  control_plane::add_options(o);  // XDS_ADDRESS, ..., CLUSTER_ID, NODE_NAME, CA_ADDRESS, CA_ROOT_CA, ALT_CA_HOSTNAME
+  o.add({"proxy-mode", "PROXY_MODE", "dedicated", "dedicated (own netns) | shared (in-pod, needs the CNI agent)"})
       .add({"workload-info", "PROXY_WORKLOAD_INFO", "", "namespace/name/serviceaccount of the workload (dedicated mode)"})
       .add({"network", "NETWORK", "", "the local network name"})
-      .add({"cluster-id", "CLUSTER_ID", "Kubernetes", "the local cluster id"})
-      .add({"node-name", "NODE_NAME", "", "this node's name"})
       .add({"worker-threads", "ZTUNNEL_WORKER_THREADS", "2", "data-plane threads: N, N% of cores, or 0 for all"})
       .add({"bind", "BIND_ADDRESS", "::", "address the data-plane listeners bind (dedicated mode)"})
       .add({"outbound-port", "", "15001", "captured outbound listener"})
@@ -63,9 +51,6 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
       .add({"readiness", "READINESS_ADDRESS", "[::]:15021", "readiness server (/healthz/ready)"})
       .add({"trust-domain", "TRUST_DOMAIN", "cluster.local", "trust domain of issued certificates"})
       .add({"secret-ttl", "SECRET_TTL", "24h", "requested certificate lifetime"})
-      .add({"ca-address", "CA_ADDRESS", "", "istiod CA address https://host:port; empty = the built-in CA"})
-      .add({"ca-root-ca", "CA_ROOT_CA", "/var/run/secrets/istio/root-cert.pem", "roots the CA's certificate must chain to (file or PEM)"})
-      .add({"alt-ca-hostname", "ALT_CA_HOSTNAME", "", "name to verify in the CA's certificate instead of the address's host"})
       .add({"cacerts", "CA_CERTS_DIR", "", "built-in CA from istiod-style cacerts files (ca-cert.pem, ca-key.pem); empty = self-signed"})
       .add({"pool-max-streams", "POOL_MAX_STREAMS_PER_CONNECTION", "100", "HBONE streams per pooled connection"})
       .add({"pool-unused-release-timeout", "POOL_UNUSED_RELEASE_TIMEOUT", "5m", "idle pooled connections are closed after this"})
@@ -86,35 +71,9 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
     return errorf(ErrorKind::InvalidArgument, "unexpected argument '{}' (flags are --name=value)", o.positional().front());
 
   c.local_config_path = o.get("local-config");
-  c.xds_address = o.get("xds-address");
-  c.xds_root_ca = o.get("xds-root-ca");
-  c.alt_xds_hostname = o.get("alt-xds-hostname");
-  c.auth_token_path = o.get("auth-token");
-  c.instance_ip = o.get("instance-ip");
-  c.pod_name = o.get("pod-name");
-  c.pod_namespace = o.get("pod-namespace");
-  if (!c.local_config_path.empty() && !c.xds_address.empty())
-    return errorf(ErrorKind::InvalidArgument,
-                  "LOCAL_XDS_PATH ({}) and XDS_ADDRESS ({}) are exclusive: state comes from one source; unset one "
-                  "(XDS_ADDRESS=\"\" disables xDS)",
-                  c.local_config_path, c.xds_address);
-  // XDS_HEADER_<NAME>=value and CA_HEADER_<NAME>=value: extra gRPC metadata, names lower-cased;
-  // ISTIO_META_<KEY>=value: xDS node metadata.
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string_view kv(*e);
-    const auto eq = kv.find('=');
-    if (eq == std::string_view::npos) continue;
-    // ISTIO_META_<KEY>=value: node metadata KEY (prefix stripped), as Istio's proxy metadata.
-    if (constexpr std::string_view kMeta = "ISTIO_META_"; kv.starts_with(kMeta) && eq > kMeta.size())
-      c.proxy_metadata.emplace_back(std::string(kv.substr(kMeta.size(), eq - kMeta.size())), std::string(kv.substr(eq + 1)));
-    for (auto [prefix, out] : {std::pair{std::string_view("XDS_HEADER_"), &c.xds_headers},
-                               std::pair{std::string_view("CA_HEADER_"), &c.ca_headers}}) {
-      if (!kv.starts_with(prefix) || eq <= prefix.size()) continue;
-      std::string name(kv.substr(prefix.size(), eq - prefix.size()));
-      for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      out->emplace_back(std::move(name), std::string(kv.substr(eq + 1)));
-    }
-  }
+  c.control_plane = control_plane::from_options(o);
+  AMBIENT_TRY(control_plane::check_state_source(c.control_plane, c.local_config_path));
+
   const std::string mode = o.get("proxy-mode");
   if (mode == "dedicated") c.mode = ProxyMode::Dedicated;
   else if (mode == "shared") c.mode = ProxyMode::Shared;
@@ -129,8 +88,6 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
     return errorf(ErrorKind::InvalidArgument, "dedicated mode needs PROXY_WORKLOAD_INFO (or --workload-info) = namespace/name/serviceaccount");
   }
   c.network = o.get("network");
-  c.cluster_id = o.get("cluster-id");
-  c.node_name = o.get("node-name");
   auto workers = parse_workers(o.get("worker-threads"));
   if (!workers) return std::move(workers).error();
   c.worker_threads = *workers;
@@ -181,13 +138,7 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
   c.secret_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
   if (c.secret_ttl.count() < 60) return errorf(ErrorKind::InvalidArgument, "SECRET_TTL {}s is shorter than a minute", c.secret_ttl.count());
   c.cacerts_dir = o.get("cacerts");
-  c.ca_address = o.get("ca-address");
-  c.ca_root_ca = o.get("ca-root-ca");
-  c.alt_ca_hostname = o.get("alt-ca-hostname");
-  if (!c.ca_address.empty() && !c.cacerts_dir.empty())
-    return errorf(ErrorKind::InvalidArgument,
-                  "CA_ADDRESS ({}) and CA_CERTS_DIR ({}) are exclusive: certificates come from istiod's CA or the built-in one",
-                  c.ca_address, c.cacerts_dir);
+  AMBIENT_TRY(control_plane::check_ca_source(c.control_plane, c.cacerts_dir));
 
   auto streams = o.integer("pool-max-streams", 1, 1'000'000);
   if (!streams) return std::move(streams).error();

@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "common/base/result.h"
+#include "common/control_plane/settings.h"
 #include "common/h2/settings.h"
 
 namespace ambient::ztunnel {
@@ -27,23 +28,15 @@ struct WorkloadInfo {
 };
 
 struct Config {
-  // State source: the local file or istiod's Delta ADS (exclusive).
+  // State source: the local file or istiod's Delta ADS (exclusive). Certificates: the built-in CA below, or
+  // istiod's CA. The xDS and CA settings, the node (INSTANCE_IP, POD_NAME, POD_NAMESPACE, ISTIO_META_*),
+  // CLUSTER_ID and NODE_NAME are shared with the waypoint (common/control_plane/settings.h).
   std::string local_config_path;  // LOCAL_XDS_PATH / --local-config
-  std::string xds_address;        // XDS_ADDRESS: https://host:port; empty = no xDS
-  std::string xds_root_ca;        // XDS_ROOT_CA: PEM file, or the PEM itself
-  std::string alt_xds_hostname;   // ALT_XDS_HOSTNAME: name verified in istiod's certificate instead of the host
-  std::string auth_token_path;    // AUTH_TOKEN: bearer token file, re-read per connection; empty = none
-  std::vector<std::pair<std::string, std::string>> xds_headers;  // XDS_HEADER_<NAME>=value -> <name>: value
-  std::string instance_ip;        // INSTANCE_IP (node id)
-  std::string pod_name;           // POD_NAME (node id)
-  std::string pod_namespace;      // POD_NAMESPACE (node id)
-  std::vector<std::pair<std::string, std::string>> proxy_metadata;  // ISTIO_META_<KEY>=value -> node metadata KEY
+  control_plane::Settings control_plane;
   // Mode and local workload.
   ProxyMode mode = ProxyMode::Dedicated;
   WorkloadInfo workload;          // PROXY_WORKLOAD_INFO=ns/name/sa (dedicated)
   std::string network;            // NETWORK
-  std::string cluster_id = "Kubernetes";  // CLUSTER_ID
-  std::string node_name;          // NODE_NAME
   unsigned worker_threads = 2;    // ZTUNNEL_WORKER_THREADS (n, n%, 0 = all cores)
 
   // Data-plane listeners (dedicated mode: in our own netns, on this address).
@@ -62,15 +55,10 @@ struct Config {
   boost::asio::ip::tcp::endpoint metrics{boost::asio::ip::make_address("::"), 15020};
   boost::asio::ip::tcp::endpoint readiness{boost::asio::ip::make_address("::"), 15021};
 
-  // Identity: the built-in CA (self-signed, or istiod-style cacerts files).
+  // Identity: the built-in CA (self-signed, or istiod-style cacerts files), unless control_plane.ca_address is set.
   std::string trust_domain = "cluster.local";     // TRUST_DOMAIN
   std::chrono::seconds secret_ttl{24 * 3600};     // SECRET_TTL
   std::string cacerts_dir;                        // CA_CERTS_DIR / --cacerts: ca-cert.pem + ca-key.pem (+ chain, root)
-  // Identity: istiod's CA instead of the built-in one (CA_ADDRESS set). AUTH_TOKEN and CLUSTER_ID as for xDS.
-  std::string ca_address;         // CA_ADDRESS / --ca-address: https://host:port; empty = the built-in CA
-  std::string ca_root_ca;         // CA_ROOT_CA: PEM file, or the PEM itself
-  std::string alt_ca_hostname;    // ALT_CA_HOSTNAME: name verified in the CA's certificate instead of the host
-  std::vector<std::pair<std::string, std::string>> ca_headers;  // CA_HEADER_<NAME>=value -> <name>: value
 
   // HBONE pool and HTTP/2.
   std::uint32_t pool_max_streams_per_connection = 100;                 // POOL_MAX_STREAMS_PER_CONNECTION

@@ -6,6 +6,8 @@
 //   (127.10.0.23:80, its endpoint's port has no listener), tcp-echo (127.10.0.24:9000), grpc-echo
 //   (127.10.0.25:50051, for a grpc-test-server on 127.0.0.5 that a gRPC test starts). Routes and policies come
 //   from a YAML file the waypoint watches (routes_yaml()).
+// With MeshOptions::istiod, the waypoint's workloads and services come from that fake-istiod over xDS and its
+// certificate from fake-istiod's CA; the ztunnels keep the local file.
 #include <doctest/doctest.h>
 
 #include <filesystem>
@@ -13,9 +15,11 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
+#include "test/support/fake_istiod.h"
 #include "test/waypoint/support/http_backend.h"
 #include "test/ztunnel/support/mesh_clients.h"
 #include "test/ztunnel/support/ztunnel_pair.h"
@@ -234,7 +238,24 @@ struct MeshOptions {
   // to the waypoint over PROXY protocol v2 on 127.0.0.1:15088 (applicationTunnel PROXY); the waypoint has no
   // HBONE listener of its own.
   bool sandwich = false;
+  // The waypoint's state source is this fake-istiod (XDS_ADDRESS), started by the mesh with istiod_flags (plus
+  // --token) and serving the mesh file as mesh.yaml; its certificate comes from fake-istiod's CA (CA_ADDRESS,
+  // AUTH_TOKEN). Every ztunnel's built-in CA is fake-istiod's CA (its key as cacerts), so all hops share one root.
+  // start() returns before the first push: the test waits for readiness.
+  istiod::IstiodEnv* istiod = nullptr;
+  std::vector<std::string> istiod_flags;
 };
+
+inline constexpr const char* kMeshIstiodToken = "mesh-token";
+
+// fake-istiod's CA as istiod-style cacerts files (ca-cert.pem, ca-key.pem, root-cert.pem) for a built-in CA.
+inline void write_istiod_cacerts(const istiod::IstiodEnv& env, const std::string& dir) {
+  namespace fs = std::filesystem;
+  fs::create_directories(dir);
+  fs::copy_file(env.file("ca.pem"), dir + "/ca-cert.pem", fs::copy_options::overwrite_existing);
+  fs::copy_file(env.file("ca.pem"), dir + "/root-cert.pem", fs::copy_options::overwrite_existing);
+  fs::copy_file(env.file("ca.key"), dir + "/ca-key.pem", fs::copy_options::overwrite_existing);
+}
 
 struct Mesh {
   std::string dir = make_temp_dir();
@@ -247,9 +268,18 @@ struct Mesh {
   std::unique_ptr<RunningWaypoint> wp;
 
   explicit Mesh(MeshOptions o = {}) {
-    write_cacerts(cacerts);
     tcp_echo = std::make_unique<EchoApp>("127.0.0.5");
-    write_file(mesh, mesh_yaml(tcp_echo->port(), o.grpc_port, o.sandwich));
+    const std::string yaml = mesh_yaml(tcp_echo->port(), o.grpc_port, o.sandwich);
+    write_file(mesh, yaml);
+    if (o.istiod != nullptr) {
+      write_istiod_cacerts(*o.istiod, cacerts);
+      write_file(dir + "/token", std::string(kMeshIstiodToken) + "\n");
+      o.istiod->write_config("mesh.yaml", yaml);
+      o.istiod_flags.insert(o.istiod_flags.begin(), {"--token", kMeshIstiodToken});
+      REQUIRE_MESSAGE(o.istiod->start(o.istiod_flags), o.istiod->error());
+    } else {
+      write_cacerts(cacerts);
+    }
     write_file(routes, routes_yaml(90, 10, o.extra_config));
     v1 = std::make_unique<HttpBackend>("v1", "127.0.0.5", 8080);
     v2 = std::make_unique<HttpBackend>("v2", "127.0.0.6", 8080);
@@ -278,6 +308,17 @@ struct Mesh {
     if (o.sandwich) {
       c.hbone_enabled = false;
       c.proxy_protocol_port = 15088;
+    }
+    if (o.istiod != nullptr) {
+      c.local_config_path.clear();
+      c.cacerts_dir.clear();
+      auto& cp = c.control_plane;
+      cp.xds_address = cp.ca_address = fmt::format("https://127.0.0.1:{}", o.istiod->port());
+      cp.xds_root_ca = cp.ca_root_ca = o.istiod->file("ca.pem");
+      cp.auth_token_path = dir + "/token";
+      cp.instance_ip = "127.0.0.4";
+      cp.pod_name = "waypoint-0";
+      cp.pod_namespace = "demo";
     }
     wp = std::make_unique<RunningWaypoint>(std::move(c));
   }

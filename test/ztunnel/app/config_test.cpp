@@ -50,18 +50,18 @@ TEST_CASE("config: xDS settings from flags and XDS_HEADER_* variables") {
   ::unsetenv("XDS_HEADER_X_TENANT");
   ::unsetenv("ISTIO_META_ISTIO_VERSION");
   REQUIRE(c.has_value());
-  CHECK(c->xds_address == "https://127.0.0.1:15012");
-  CHECK(c->auth_token_path == "/tmp/token");
-  CHECK(c->xds_root_ca == "/tmp/root.pem");
-  CHECK(c->alt_xds_hostname == "istiod.istio-system.svc");
-  CHECK(c->instance_ip == "10.0.0.9");
-  CHECK(c->pod_name == "ztunnel-abc");
-  CHECK(c->pod_namespace == "istio-system");
+  CHECK(c->control_plane.xds_address == "https://127.0.0.1:15012");
+  CHECK(c->control_plane.auth_token_path == "/tmp/token");
+  CHECK(c->control_plane.xds_root_ca == "/tmp/root.pem");
+  CHECK(c->control_plane.alt_xds_hostname == "istiod.istio-system.svc");
+  CHECK(c->control_plane.instance_ip == "10.0.0.9");
+  CHECK(c->control_plane.pod_name == "ztunnel-abc");
+  CHECK(c->control_plane.pod_namespace == "istio-system");
   bool found = false;
-  for (const auto& [k, v] : c->xds_headers) found |= k == "x_tenant" && v == "blue";
+  for (const auto& [k, v] : c->control_plane.xds_headers) found |= k == "x_tenant" && v == "blue";
   CHECK(found);
   bool meta = false;
-  for (const auto& [k, v] : c->proxy_metadata) meta |= k == "ISTIO_VERSION" && v == "1.99.0";
+  for (const auto& [k, v] : c->control_plane.proxy_metadata) meta |= k == "ISTIO_VERSION" && v == "1.99.0";
   CHECK(meta);
 }
 
@@ -71,18 +71,18 @@ TEST_CASE("config: CA settings from flags and CA_HEADER_* variables") {
                  "--ca-root-ca=/tmp/ca-root.pem", "--alt-ca-hostname=istiod-ca.istio-system.svc"});
   ::unsetenv("CA_HEADER_X_TENANT");
   REQUIRE(c.has_value());
-  CHECK(c->ca_address == "https://istiod.istio-system.svc:15012");
-  CHECK(c->ca_root_ca == "/tmp/ca-root.pem");
-  CHECK(c->alt_ca_hostname == "istiod-ca.istio-system.svc");
+  CHECK(c->control_plane.ca_address == "https://istiod.istio-system.svc:15012");
+  CHECK(c->control_plane.ca_root_ca == "/tmp/ca-root.pem");
+  CHECK(c->control_plane.alt_ca_hostname == "istiod-ca.istio-system.svc");
   bool found = false;
-  for (const auto& [k, v] : c->ca_headers) found |= k == "x_tenant" && v == "green";
+  for (const auto& [k, v] : c->control_plane.ca_headers) found |= k == "x_tenant" && v == "green";
   CHECK(found);
-  for (const auto& [k, v] : c->xds_headers) CHECK(k != "x_tenant");
+  for (const auto& [k, v] : c->control_plane.xds_headers) CHECK(k != "x_tenant");
 
   auto defaults = load({"--workload-info=ns/a/sa", "--local-config=/tmp/x.yaml"});
   REQUIRE(defaults.has_value());
-  CHECK(defaults->ca_address.empty());  // the built-in CA
-  CHECK(defaults->ca_root_ca == "/var/run/secrets/istio/root-cert.pem");
+  CHECK(defaults->control_plane.ca_address.empty());  // the built-in CA
+  CHECK(defaults->control_plane.ca_root_ca == "/var/run/secrets/istio/root-cert.pem");
 
   auto both = load({"--workload-info=ns/a/sa", "--local-config=/tmp/x.yaml", "--ca-address=https://istiod:15012", "--cacerts=/tmp/cacerts"});
   REQUIRE_FALSE(both.has_value());

@@ -55,9 +55,9 @@ struct CaMesh {
     auto c = pair_config("", "", ip, workload_info, 1);
     c.local_config_path.clear();
     c.cacerts_dir.clear();
-    c.xds_address = c.ca_address = fmt::format("https://127.0.0.1:{}", istiod.port());
-    c.xds_root_ca = c.ca_root_ca = istiod.file("ca.pem");
-    c.auth_token_path = dir + "/token";
+    c.control_plane.xds_address = c.control_plane.ca_address = fmt::format("https://127.0.0.1:{}", istiod.port());
+    c.control_plane.xds_root_ca = c.control_plane.ca_root_ca = istiod.file("ca.pem");
+    c.control_plane.auth_token_path = dir + "/token";
     c.secret_ttl = std::chrono::hours(1);  // fake-istiod's --cert-ttl-s caps it
     return c;
   }
@@ -188,9 +188,9 @@ TEST_SUITE("ztunnel/integration/istio-ca") {
     {
       auto c = pair_config(dir + "/mesh.yaml", "", "127.0.0.2", "demo/client/client", 1);
       c.cacerts_dir.clear();
-      c.ca_address = fmt::format("https://127.0.0.1:{}", istiod.port());
-      c.ca_root_ca = istiod.file("ca.pem");
-      c.auth_token_path = dir + "/token";
+      c.control_plane.ca_address = fmt::format("https://127.0.0.1:{}", istiod.port());
+      c.control_plane.ca_root_ca = istiod.file("ca.pem");
+      c.control_plane.auth_token_path = dir + "/token";
       RunningZtunnel zt(std::move(c));
       CHECK(wait_for([&] { capture->flush(); return out->str().find("UNAUTHENTICATED: authorization token wrong") != std::string::npos; }, 5s));
       const std::string ready = http_get(zt.app->readiness_endpoint(), "/healthz/ready");

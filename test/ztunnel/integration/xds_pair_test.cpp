@@ -36,13 +36,13 @@ ztunnel::Config xds_config(const istiod::IstiodEnv& env, const std::string& cace
                            const std::string& token_file, const std::string& roots = {}) {
   auto c = pair_config("", cacerts, ip, workload_info, 1);
   c.local_config_path.clear();
-  c.xds_address = fmt::format("https://127.0.0.1:{}", env.port());
-  c.xds_root_ca = roots.empty() ? env.file("ca.pem") : roots;
-  c.auth_token_path = token_file;
-  c.instance_ip = "10.1.2.3";
-  c.pod_name = "ztunnel-x";
-  c.pod_namespace = "istio-system";
-  c.proxy_metadata = {{"ISTIO_VERSION", "1.99.0"}};
+  c.control_plane.xds_address = fmt::format("https://127.0.0.1:{}", env.port());
+  c.control_plane.xds_root_ca = roots.empty() ? env.file("ca.pem") : roots;
+  c.control_plane.auth_token_path = token_file;
+  c.control_plane.instance_ip = "10.1.2.3";
+  c.control_plane.pod_name = "ztunnel-x";
+  c.control_plane.pod_namespace = "istio-system";
+  c.control_plane.proxy_metadata = {{"ISTIO_VERSION", "1.99.0"}};
   return c;
 }
 
@@ -266,7 +266,7 @@ workloads:
   protocol: HBONE
 )");
     auto config = xds_config(mesh.istiod, mesh.dir + "/cacerts", "127.0.0.2", "demo/client/client", mesh.dir + "/token");
-    config.node_name = "node-a";
+    config.control_plane.node_name = "node-a";
     RunningZtunnel zt(std::move(config));
     const auto has_cert = [&](const char* sa) {
       return config_dump(*zt.app).find(fmt::format("\"identity\": \"spiffe://cluster.local/ns/demo/sa/{}\"", sa)) != std::string::npos;
