@@ -35,6 +35,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include "common/base/result.h"
+#include "common/net/netns.h"
+
 namespace ambient::test {
 
 namespace beast_http = boost::beast::http;
@@ -170,9 +173,25 @@ class HttpBackend {
   std::vector<std::string> hosts_;
 };
 
-// A client connection through a ztunnel's SOCKS5 front (blocking).
+// A client connection through a ztunnel's SOCKS5 front (blocking), or (CapturedConnect) a plain TCP connection
+// made from inside a pod's network namespace, which the pod's iptables rules capture.
 class SocksHttpClient {
  public:
+  struct CapturedConnect {
+    int netns_fd;  // the socket is created in this netns
+  };
+  SocksHttpClient(CapturedConnect from, const std::string& ip, std::uint16_t port) : sock_(io_) {
+    auto opened = net::in_netns(from.netns_fd, [&]() -> Result<void> {
+      boost::system::error_code ec;
+      sock_.open(boost::asio::ip::tcp::v4(), ec);
+      if (ec) return errorf(ErrorKind::Io, "socket: {}", ec.message());
+      return ambient::ok();
+    });
+    if (!opened) return;
+    boost::system::error_code ec;
+    sock_.connect({boost::asio::ip::make_address(ip), port}, ec);
+    ok_ = !ec;
+  }
   // SOCKS5 CONNECT via `socks` ("127.0.0.2", 15080) to ip:port. ok() says whether the tunnel was granted.
   SocksHttpClient(const char* socks_ip, std::uint16_t socks_port, const std::string& ip, std::uint16_t port) : sock_(io_) {
     boost::system::error_code ec;
