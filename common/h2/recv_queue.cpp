@@ -5,6 +5,45 @@
 
 namespace ambient::h2 {
 
+namespace {
+
+// Private blocks of the smallest size are recycled per thread (at most kSpareBlocks): in steady state a keep-alive
+// stream of small messages allocates nothing per message. Only a block no one else holds goes back.
+constexpr std::size_t kSpareBlocks = 64;
+
+std::vector<BlockRef>& spare_blocks() {
+  thread_local std::vector<BlockRef> spares;
+  return spares;
+}
+
+BlockRef new_private_block(std::size_t cap) {
+  if (cap == RecvQueue::kMinPrivate) {
+    auto& spares = spare_blocks();
+    if (!spares.empty()) {
+      BlockRef b = std::move(spares.back());
+      spares.pop_back();
+      b->used = 0;
+      return b;
+    }
+  }
+  return std::make_shared<Block>(cap);
+}
+
+void release_private_block(BlockRef& b) noexcept {
+  if (b && b.use_count() == 1 && b->capacity == RecvQueue::kMinPrivate && !b->live_count) {
+    auto& spares = spare_blocks();
+    if (spares.size() < kSpareBlocks) {
+      try {
+        spares.push_back(std::move(b));
+      } catch (...) {
+      }
+    }
+  }
+  b.reset();
+}
+
+}  // namespace
+
 bool RecvQueue::append(const std::uint8_t* data, std::size_t len, const BlockRef* source) {
   if (len == 0) return false;
   size_ += len;
@@ -28,7 +67,7 @@ bool RecvQueue::append(const std::uint8_t* data, std::size_t len, const BlockRef
   }
   const std::size_t cap = std::max(len, next_private_);
   next_private_ = std::min(kMaxPrivate, cap * 2);
-  auto b = std::make_shared<Block>(cap);
+  auto b = new_private_block(cap);
   std::memcpy(b->bytes.get(), data, len);
   b->used = len;
   const std::uint8_t* at = b->bytes.get();
@@ -55,7 +94,8 @@ void RecvQueue::pop(std::size_t n) noexcept {
     p.len -= k;
     n -= k;
     if (p.len == 0) {  // never the tail: size_ > 0 keeps bytes behind it
-      p.block.reset();
+      if (p.owned) release_private_block(p.block);
+      else p.block.reset();
       ++head_;
     }
   }
@@ -78,6 +118,8 @@ std::size_t RecvQueue::copy_out(std::span<std::uint8_t> out) noexcept {
 }
 
 void RecvQueue::clear() noexcept {
+  for (auto& p : pieces_)
+    if (p.owned) release_private_block(p.block);
   pieces_.clear();
   head_ = 0;
   size_ = 0;

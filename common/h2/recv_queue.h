@@ -6,7 +6,8 @@
 //   while the session lends few enough blocks (Session: kMaxLentBlocks), so a connection pins at most
 //   that many blocks beyond its flow-control windows. Smaller pieces are copied into private blocks
 //   (1 KiB, doubling up to 64 KiB while a backlog builds; back to 1 KiB whenever the queue drains, so
-//   a keep-alive stream of small requests never allocates large blocks).
+//   a keep-alive stream of small requests never allocates large blocks). 1 KiB blocks no one else holds are
+//   recycled through a small per-thread list when drained or destroyed.
 // - front() stays valid until pop() consumes it, clear(), or the queue's destruction: a copy loop may
 //   hand it to the kernel while more data is queued behind it.
 // - Memory is released as pieces are consumed; an empty queue holds no block.
@@ -25,6 +26,11 @@ using net::BlockRef;
 
 class RecvQueue {
  public:
+  RecvQueue() = default;
+  ~RecvQueue() { clear(); }  // recycles its small private blocks (recv_queue.cpp)
+  RecvQueue(const RecvQueue&) = delete;
+  RecvQueue& operator=(const RecvQueue&) = delete;
+
   static constexpr std::size_t kMinPrivate = 1024;
   static constexpr std::size_t kMaxPrivate = 64u << 10;
   static constexpr std::size_t kMinShared = 4u << 10;

@@ -111,6 +111,24 @@ TEST_SUITE("common/h2/recv_queue") {
     CHECK(q.next_private_capacity() == h2::RecvQueue::kMinPrivate);
   }
 
+  TEST_CASE("a drained queue's small block is recycled: the next small message allocates none") {
+    auto small = pattern(300, 8);
+    h2::RecvQueue q;
+    q.append(small.data(), small.size());
+    const std::uint8_t* first = q.front().data();
+    CHECK(drain(q) == small);
+    q.append(small.data(), small.size());
+    CHECK(q.front().data() == first);  // the same 1 KiB block, back from the per-thread list
+    CHECK(drain(q) == small);
+    {
+      h2::RecvQueue other;  // another stream on this thread takes it after this queue is gone
+      other.append(small.data(), small.size());
+      CHECK(other.front().data() == first);
+    }
+    q.append(small.data(), small.size());
+    CHECK(q.front().data() == first);
+  }
+
   TEST_CASE("a piece outside the offered block is copied, never shared") {
     auto src = filled_block(64 << 10, 1);
     auto other = filled_block(64 << 10, 2);
