@@ -558,13 +558,14 @@ Result<LocalConfig> Parser::parse(const YAML::Node& root) {
 }  // namespace
 
 Result<LocalConfig> parse_local_config(std::string_view yaml, std::string_view source_name) {
-  // yaml-cpp reports syntax errors by exception; nothing escapes this function.
+  // Bounded load (aliases, nesting: yaml_walker.h); yaml-cpp reports errors by exception, none escapes.
+  auto root = yaml::load_document(yaml, source_name);
+  if (!root) return std::move(root).error();
   try {
-    const YAML::Node root = YAML::Load(std::string(yaml));
-    return Parser(source_name).parse(root);
+    return Parser(source_name).parse(*root);
   } catch (const YAML::Exception& e) {
     const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
-    return make_error(ErrorKind::Parse, fmt::format("{}:{}: YAML: {}", source_name, line, e.msg));
+    return make_error(ErrorKind::Parse, fmt::format("{}:{}: invalid YAML: {}", source_name, line, e.msg));
   } catch (const std::exception& e) {
     return make_error(ErrorKind::Internal, fmt::format("{}: {}", source_name, e.what()));
   }

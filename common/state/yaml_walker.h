@@ -3,6 +3,24 @@
 // waypoint/config). No Node::as<> (it throws): every value travels with its field path and 1-based line, so
 // every error reads "<source>:<line>: <prefix><path>: <why>".
 //
+// Loading: a YAML text becomes a tree only through load_document() / load_documents(). They first stream the
+// text through yaml-cpp's parser with a counting event handler (no tree), and build the tree only when the text
+// keeps these bounds (each refusal names the source and line; kind ResourceExhausted unless said otherwise):
+// - Aliases: yaml-cpp shares the node an anchor (`&a`) names under every alias (`*a`), but a walk visits it
+//   once per alias and copies its scalars each time; aliases of aliases multiply ("billion laughs": 5 KB of
+//   AuthorizationPolicy named 200 x 200 x 200 principals of 2 KB, 16 GB once walked). The expanded size,
+//   counted with every alias replaced by its anchor's subtree, is bounded per text: nodes <= 2 x text bytes +
+//   kAliasAllowance, and scalar bytes <= 2 x text bytes + kAliasAllowance. Without aliases a text stays within
+//   2 x its bytes in both (at most two nodes per byte of text, as in `{,,,}`; a decoded scalar at most 1.5
+//   bytes per byte, as in "\L"), so only aliases can reach the bound; anchors that repeat a few small subtrees
+//   still load. An alias inside the node its anchor names (a cycle) is refused (kind InvalidArgument).
+// - Nesting: at most kMaxNesting maps and lists inside each other (yaml-cpp's own guard is 2000 levels of
+//   recursion; our schemas are about 10 deep).
+// - Documents: at most `max_documents` per text. yaml-cpp 0.7 loops forever on a ',' at the top of a document
+//   (the token is never consumed, LoadAll appends null documents until memory runs out): a document that starts
+//   where the previous one started is refused as invalid YAML (kind Parse).
+// Syntax errors read "<source>:<line>: invalid YAML: <yaml-cpp's message>" (kind Parse).
+//
 // Rules: fields() refuses unknown and duplicate keys and names the known ones; a key set to null counts as
 // absent (also for `required`); list() treats null as empty and refuses an empty element ("- " alone), which
 // could otherwise read as an empty rule that matches everything.
@@ -12,6 +30,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include <yaml-cpp/yaml.h>
 
@@ -20,6 +39,14 @@
 namespace ambient::yaml {
 
 using Names = std::initializer_list<std::string_view>;
+
+inline constexpr int kMaxNesting = 100;
+inline constexpr std::size_t kAliasAllowance = 64 * 1024;  // nodes, and scalar bytes, aliases may add to a text
+
+// The first document of `text` (null for an empty text); later documents are not read, as YAML::Load does.
+Result<YAML::Node> load_document(std::string_view text, std::string_view source);
+// Every document of `text`, in order (a `---` alone gives a null document).
+Result<std::vector<YAML::Node>> load_documents(std::string_view text, std::string_view source, std::size_t max_documents);
 
 // A value in the document: the node, its field path ("workloads[1].workloadIps[0]") and its line (1-based; the
 // key's line when the value has no position of its own).

@@ -2,7 +2,9 @@
 // Kubernetes YAML (HTTPRoute, GRPCRoute, AuthorizationPolicy) the waypoint watches and reloads.
 //
 // Invariants: never throws or aborts; errors are one of the documented kinds with a context naming the source;
-// a config that loads builds a RouteTable for its routes (what the waypoint does next).
+// a config that loads builds a RouteTable for its routes (what the waypoint does next); bounded time and memory
+// (YAML aliases, nesting and documents are bounded while streaming: common/state/yaml_walker.h). Regression seeds:
+// corpus/fuzz_waypoint_config/regression_* (a top-level ',' that yaml-cpp 0.7 loops on; alias "billion laughs").
 #include <cstdint>
 
 #include "test/fuzz/fuzz_support.h"

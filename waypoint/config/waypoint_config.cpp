@@ -981,19 +981,11 @@ Result<void> parse_into(std::string_view yaml, std::string_view source, std::siz
                         WaypointConfig* out) {
   if (yaml.size() > kMaxConfigFileBytes)
     return errorf(ErrorKind::ResourceExhausted, "{}: {} bytes (at most {})", source, yaml.size(), kMaxConfigFileBytes);
-  std::vector<YAML::Node> docs;
-  try {  // yaml-cpp reports syntax errors by exception; nothing escapes
-    docs = YAML::LoadAll(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
-    return errorf(ErrorKind::Parse, "{}:{}: invalid YAML: {}", source, line, e.msg);
-  } catch (const std::exception& e) {
-    return errorf(ErrorKind::Internal, "{}: {}", source, e.what());
-  }
-  if (docs.size() > kMaxConfigDocuments)
-    return errorf(ErrorKind::ResourceExhausted, "{}: {} YAML documents (at most {})", source, docs.size(), kMaxConfigDocuments);
+  // Bounded (documents, aliases, nesting: common/state/yaml_walker.h) before yaml-cpp builds a tree.
+  auto docs = yaml::load_documents(yaml, source, kMaxConfigDocuments);
+  if (!docs) return std::move(docs).error();
   try {
-    for (const auto& doc : docs) {
+    for (const auto& doc : *docs) {
       if (doc.IsNull()) continue;  // an empty document (`---` alone)
       AMBIENT_TRY(Parser(source, doc_counter, seen, out).document(doc));
     }

@@ -16,8 +16,10 @@
 // - Namespaces left out of parentRefs and backendRefs are filled with the route's namespace; a route without
 //   creationTimestamp gets created = kUntimestampedBase + its document index (over all files of one load), so it
 //   sorts after every timestamped route and in file order.
-// Limits: a file of at most 4 MiB (kMaxConfigFileBytes), at most 1000 documents per file; route table limits
-// (kMax* in route_table.h) apply.
+// Limits: a file of at most 4 MiB (kMaxConfigFileBytes), at most 1000 documents per file (counted while
+// streaming, before any tree is built); YAML aliases may expand a file to at most 2 x its bytes + 64 Ki nodes, and
+// as many bytes of strings, and maps and lists nest at most 100 deep (common/state/yaml_walker.h: refused with
+// ResourceExhausted, naming the line); route table limits (kMax* in route_table.h) apply.
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -1,6 +1,7 @@
 // Kubernetes-shaped YAML to waypoint values: HTTPRoute, GRPCRoute, AuthorizationPolicy; errors as tables.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 
@@ -661,6 +662,75 @@ metadata:
       CAPTURE(c.error().context);
       CHECK(c.error().context.starts_with(row.want));
     }
+  }
+
+  TEST_CASE("hostile YAML: aliases, nesting, a stray ',', oversized regexes are refused with file and line, in bounded time") {
+    struct Row {
+      const char* name;
+      std::string yaml;
+      ErrorKind kind;
+      std::string want;  // the error context starts with this
+    };
+    const std::string R = kRouteHead, P = kPolicyHead, T = kTargets;
+    auto times = [](std::string_view s, int n) {
+      std::string out;
+      for (int i = 0; i < n; ++i) out += s;
+      return out;
+    };
+    // 10 rules x 10 from x 10 principals of 100 bytes, all aliases of one: 100 KB of strings from 514 bytes of text
+    // (refused at the 7th rule, line 29).
+    // (The fuzzer's 5 KB variant, 200 x 200 x 200 principals of 2 KB, named 16 GB.)
+    const std::string policy_laughs = P + T + "  rules:\n  - &r\n    from:\n    - &f {source: {principals: [&s \"" +
+                                       std::string(100, 'x') + "\"" + times(", *s", 9) + "]}}\n" + times("    - *f\n", 9) +
+                                       times("  - *r\n", 9);
+    // 10 rules x 10 matches x 10 header conditions of 2 KB regular expressions: 2 MB from 2.4 KB (refused at the
+    // 4th match, line 13).
+    const std::string route_laughs = R + "  rules:\n  - &r\n    matches:\n    - &m {headers: [&h {type: RegularExpression, "
+                                         "name: x-a, value: \"" + std::string(2000, 'a') + "\"}" + times(", *h", 9) + "]}\n" +
+                                     times("    - *m\n", 9) + times("  - *r\n", 9);
+    const Row rows[] = {
+        {"billion laughs in an AuthorizationPolicy", policy_laughs, ErrorKind::ResourceExhausted,
+         "bad.yaml:29: YAML aliases expand this text past 66564 bytes of strings"},
+        {"billion laughs in an HTTPRoute", route_laughs, ErrorKind::ResourceExhausted, "bad.yaml:13: YAML aliases expand this text past 70302 bytes of strings"},
+        {"an alias cycle", R + "  rules: &x [{matches: *x}]\n", ErrorKind::InvalidArgument,
+         "bad.yaml:7: an alias inside the node its anchor names (a cycle)"},
+        {"nesting deeper than 100", R + "  hostnames: " + times("[", 101) + times("]", 101) + "\n", ErrorKind::ResourceExhausted,
+         "bad.yaml:7: maps and lists nested deeper than 100 levels"},
+        // yaml-cpp 0.7 loops forever on it (the fuzzer's minimized input; memory grew to 2 GB).
+        {"a ',' where a document starts", ",A`", ErrorKind::Parse, "bad.yaml:1: invalid YAML: unexpected ',' where a document should start"},
+        {"a ',' after a good document", route_doc("ok") + "---\n,\n", ErrorKind::Parse, "bad.yaml:16: invalid YAML: unexpected ','"},
+        {"a path regex longer than kMaxRegexLength",
+         R + "  rules:\n  - matches:\n    - path:\n        type: RegularExpression\n        value: \"/" + std::string(kMaxRegexLength, 'a') + "\"\n",
+         ErrorKind::InvalidArgument,
+         "bad.yaml:11: HTTPRoute demo/r: spec.rules[0].matches[0].path.value: regular expression of 1025 characters (at most 1024)"},
+        {"a header regex longer than kMaxRegexLength",
+         R + "  rules:\n  - matches:\n    - headers:\n      - type: RegularExpression\n        name: x-a\n        value: \"" +
+             std::string(kMaxRegexLength + 1, 'a') + "\"\n",
+         ErrorKind::InvalidArgument,
+         "bad.yaml:12: HTTPRoute demo/r: spec.rules[0].matches[0].headers[0].value: regular expression of 1025 characters (at most 1024)"},
+    };
+    for (const Row& row : rows) {
+      CAPTURE(row.name);
+      const auto start = std::chrono::steady_clock::now();
+      auto c = parse_waypoint_config(row.yaml, "bad.yaml");
+      // Bounded: without the bounds the laughs take minutes and gigabytes, the ',' runs until memory runs out.
+      CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+      REQUIRE_FALSE(c.has_value());
+      CAPTURE(c.error().context);
+      CHECK(c.error().kind == row.kind);
+      CHECK(c.error().context.starts_with(row.want));
+    }
+  }
+
+  TEST_CASE("aliases that repeat a little still load: a rule's backendRefs shared with the next rule") {
+    const auto c = parse_ok(std::string(kRouteHead) +
+                            "  rules:\n  - matches: [{path: {type: PathPrefix, value: /a}}]\n    backendRefs: &b [{name: svc, port: 80}]\n"
+                            "  - matches: [{path: {type: PathPrefix, value: /b}}]\n    backendRefs: *b\n");
+    REQUIRE(c.routes.size() == 1);
+    REQUIRE(c.routes[0].rules.size() == 2);
+    REQUIRE(c.routes[0].rules[1].backends.size() == 1);
+    CHECK(c.routes[0].rules[1].backends[0].name == "svc");
+    CHECK(c.routes[0].rules[1].backends[0].port == 80);
   }
 
   TEST_CASE("error kinds: unsupported features say Unsupported, syntax errors Parse") {
