@@ -13,6 +13,7 @@
 #include "common/h2/session.h"
 #include "common/h2/transport.h"
 #include "test/common/grpc/grpc_fixture.h"
+#include "test/waypoint/support/grpc_calls.h"
 #include "test/waypoint/support/waypoint_mesh.h"
 
 using namespace ambient;
@@ -129,25 +130,7 @@ TEST_CASE("waypoint gRPC: unary and streaming calls with trailers through real t
     auto got = run_coro(io, [](void) -> asio::awaitable<Result<std::vector<std::int64_t>>> {
       auto s = co_await grpc_session();
       if (!s) co_return std::move(s).error();
-      auto call = co_await grpc::start_call(*s, "/ambient.test.Echo/BidiStream", plain());
-      if (!call) co_return std::move(call).error();
-      std::vector<std::int64_t> seqs;
-      for (int i = 0; i < 5; ++i) {  // ping-pong: each reply arrives before the next request is sent
-        EchoRequest req;
-        req.set_message("m" + std::to_string(i));
-        AMBIENT_CO_TRY(co_await grpc::send_message(*call, req));
-        auto r = co_await grpc::recv_message<EchoReply>(*call);
-        if (!r) co_return std::move(r).error();
-        if (!*r) co_return errorf(ErrorKind::Closed, "stream ended early");
-        if ((*r)->message() != "m" + std::to_string(i)) co_return errorf(ErrorKind::Internal, "reply {} is {}", i, (*r)->message());
-        seqs.push_back((*r)->sequence());
-      }
-      AMBIENT_CO_TRY(co_await call->close_send());
-      auto end = co_await grpc::recv_message<EchoReply>(*call);
-      if (!end) co_return std::move(end).error();
-      if (*end) co_return errorf(ErrorKind::Internal, "a reply after the half-close");
-      if (call->status().code != 0) co_return errorf(ErrorKind::GrpcStatus, "status {}", call->status().code);
-      co_return seqs;
+      co_return co_await bidi_ping_pong(*s, 5, plain());  // each reply arrives before the next request is sent
     }());
     REQUIRE_MESSAGE(got.has_value(), (got ? std::string() : got.error().message()));
     CHECK(*got == std::vector<std::int64_t>{1, 2, 3, 4, 5});

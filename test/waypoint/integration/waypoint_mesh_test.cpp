@@ -130,28 +130,12 @@ TEST_CASE("waypoint mesh: routing, policy, retries, timeouts, upgrade, telemetry
   }
 
   SUBCASE("WebSocket upgrade passes through, then bytes flow both ways") {
-    boost::beast::http::request<boost::beast::http::empty_body> req(boost::beast::http::verb::get, "/ws", 11);
-    req.set(boost::beast::http::field::host, "echo");
-    req.set(boost::beast::http::field::connection, "Upgrade");
-    req.set(boost::beast::http::field::upgrade, "websocket");
-    req.set("x-version", "v2");
-    boost::system::error_code ec;
-    boost::beast::http::write(c.socket(), req, ec);
-    REQUIRE(!ec);
-    boost::beast::http::response_parser<boost::beast::http::empty_body> p;
-    p.skip(true);  // a 101 has no body
-    boost::beast::http::read_header(c.socket(), c.buffer(), p, ec);
-    REQUIRE(!ec);
-    CHECK(p.get().result_int() == 101);
-    CHECK(p.get()[boost::beast::http::field::upgrade] == "websocket");
     const std::string msg = "frames of a websocket, as opaque bytes";
-    boost::asio::write(c.socket(), boost::asio::buffer(msg), ec);
-    std::string echoed(msg.size(), '\0');
-    std::size_t have = std::min(c.buffer().size(), msg.size());
-    boost::asio::buffer_copy(boost::asio::buffer(echoed.data(), have), c.buffer().data());
-    boost::asio::read(c.socket(), boost::asio::buffer(echoed.data() + have, msg.size() - have), ec);
-    CHECK(!ec);
-    CHECK(echoed == msg);
+    const auto ws = c.websocket_echo(msg, {{"x-version", "v2"}});
+    CHECK(ws.status == 101);
+    CHECK(ws.upgrade == "websocket");
+    CHECK(ws.read_ok);
+    CHECK(ws.echoed == msg);
   }
 
   SUBCASE("a 90/10 split over 2000 requests, then a reload to 0/100 and a bad file that is refused") {

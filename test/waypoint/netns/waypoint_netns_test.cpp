@@ -21,6 +21,7 @@
 #include "common/net/netns.h"
 #include "common/net/tcp_stream.h"
 #include "test/common/grpc/grpc_fixture.h"
+#include "test/waypoint/support/grpc_calls.h"
 #include "test/common/net/net_test_support.h"
 #include "test/support/child_process.h"
 #include "test/support/paths.h"
@@ -206,26 +207,12 @@ TEST_SUITE("waypoint/netns") {
     {
       SocksHttpClient ws(SocksHttpClient::CapturedConnect{client_ns->get()}, "10.88.200.20", 80);
       REQUIRE(ws.ok());
-      boost::beast::http::request<boost::beast::http::empty_body> req(boost::beast::http::verb::get, "/ws", 11);
-      req.set(boost::beast::http::field::host, "echo");
-      req.set(boost::beast::http::field::connection, "Upgrade");
-      req.set(boost::beast::http::field::upgrade, "websocket");
-      boost::system::error_code ec;
-      boost::beast::http::write(ws.socket(), req, ec);
-      REQUIRE(!ec);
-      boost::beast::http::response_parser<boost::beast::http::empty_body> p;
-      p.skip(true);
-      boost::beast::http::read_header(ws.socket(), ws.buffer(), p, ec);
-      REQUIRE(!ec);
-      CHECK(p.get().result_int() == 101);
       const std::string msg = "websocket frames, as opaque bytes, across four namespaces";
-      boost::asio::write(ws.socket(), boost::asio::buffer(msg), ec);
-      std::string echoed(msg.size(), '\0');
-      const std::size_t have = std::min(ws.buffer().size(), msg.size());
-      boost::asio::buffer_copy(boost::asio::buffer(echoed.data(), have), ws.buffer().data());
-      boost::asio::read(ws.socket(), boost::asio::buffer(echoed.data() + have, msg.size() - have), ec);
-      CHECK(!ec);
-      CHECK(echoed == msg);
+      const auto up = ws.websocket_echo(msg);
+      CHECK(up.status == 101);
+      CHECK(up.upgrade == "websocket");
+      CHECK(up.read_ok);
+      CHECK(up.echoed == msg);
     }
 
     // gRPC: a unary call and a bidirectional stream, trailers (grpc-status) included.
@@ -243,24 +230,7 @@ TEST_SUITE("waypoint/netns") {
     auto streamed = run_coro(io, [](int fd) -> asio::awaitable<Result<std::vector<std::int64_t>>> {
       auto s = co_await grpc_session_from(fd);
       if (!s) co_return std::move(s).error();
-      auto call = co_await grpc::start_call(*s, "/ambient.test.Echo/BidiStream", plain_call());
-      if (!call) co_return std::move(call).error();
-      std::vector<std::int64_t> seqs;
-      for (int i = 0; i < 3; ++i) {
-        EchoRequest req;
-        req.set_message("m" + std::to_string(i));
-        AMBIENT_CO_TRY(co_await grpc::send_message(*call, req));
-        auto got = co_await grpc::recv_message<EchoReply>(*call);
-        if (!got) co_return std::move(got).error();
-        if (!*got) co_return errorf(ErrorKind::Closed, "stream ended early");
-        seqs.push_back((*got)->sequence());
-      }
-      AMBIENT_CO_TRY(co_await call->close_send());
-      auto end = co_await grpc::recv_message<EchoReply>(*call);
-      if (!end) co_return std::move(end).error();
-      if (*end) co_return errorf(ErrorKind::Internal, "a reply after the half-close");
-      if (call->status().code != 0) co_return errorf(ErrorKind::GrpcStatus, "status {}", call->status().code);
-      co_return seqs;
+      co_return co_await bidi_ping_pong(*s, 3, plain_call());
     }(cfd));
     REQUIRE_MESSAGE(streamed.has_value(), (std::string(streamed ? "" : streamed.error().message()) + "\n" + logs()));
     CHECK(*streamed == std::vector<std::int64_t>{1, 2, 3});

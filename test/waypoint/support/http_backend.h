@@ -249,6 +249,40 @@ class SocksHttpClient {
   }
   boost::beast::flat_buffer& buffer() { return buf_; }
 
+  // A WebSocket-shaped upgrade on this connection (extra request headers `headers`), then `msg` written and as
+  // many bytes read back. status: the response's (0: no response head); echoed: what came back.
+  struct Upgraded {
+    int status = 0;
+    std::string upgrade;  // the response's Upgrade header
+    std::string echoed;
+    bool read_ok = false;
+  };
+  Upgraded websocket_echo(const std::string& msg, const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    beast_http::request<beast_http::empty_body> req(beast_http::verb::get, "/ws", 11);
+    req.set(beast_http::field::host, "echo");
+    req.set(beast_http::field::connection, "Upgrade");
+    req.set(beast_http::field::upgrade, "websocket");
+    for (const auto& [n, v] : headers) req.set(n, v);
+    Upgraded out;
+    boost::system::error_code ec;
+    beast_http::write(sock_, req, ec);
+    if (ec) return out;
+    beast_http::response_parser<beast_http::empty_body> p;
+    p.skip(true);  // a 101 has no body
+    beast_http::read_header(sock_, buf_, p, ec);
+    if (ec) return out;
+    out.status = static_cast<int>(p.get().result_int());
+    out.upgrade = std::string(p.get()[beast_http::field::upgrade]);
+    boost::asio::write(sock_, boost::asio::buffer(msg), ec);
+    out.echoed.assign(msg.size(), '\0');
+    const std::size_t have = std::min(buf_.size(), msg.size());  // bytes the parser read past the head
+    boost::asio::buffer_copy(boost::asio::buffer(out.echoed.data(), have), buf_.data());
+    buf_.consume(have);
+    boost::asio::read(sock_, boost::asio::buffer(out.echoed.data() + have, msg.size() - have), ec);
+    out.read_ok = !ec;
+    return out;
+  }
+
  private:
   boost::asio::io_context io_;
   boost::asio::ip::tcp::socket sock_;
