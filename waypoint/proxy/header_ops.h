@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -47,6 +48,16 @@ inline std::chrono::milliseconds retry_backoff(const RetryPolicy& retry, std::ui
   const std::int64_t cap = std::min<std::int64_t>(base << std::min<std::uint32_t>(attempt - 1, 10), base * 10);
   if (cap <= 0) return std::chrono::milliseconds(0);
   return std::chrono::milliseconds(static_cast<std::int64_t>(random % static_cast<std::uint64_t>(cap + 1)));
+}
+
+// One attempt's deadline: the rule's backendRequest from `now`, within the request's deadline (`request`, from
+// timeouts.request at the request's start); nullopt when neither bounds it. It also bounds the response body.
+inline std::optional<std::chrono::steady_clock::time_point> attempt_deadline(const RouteTimeouts& timeouts,
+                                                                             std::optional<std::chrono::steady_clock::time_point> request,
+                                                                             std::chrono::steady_clock::time_point now) {
+  if (!timeouts.backend_request) return request;
+  const auto per = now + *timeouts.backend_request;
+  return request && *request < per ? request : std::optional(per);
 }
 
 // The request's path after a PathModifier: ReplaceFullPath, or ReplacePrefixMatch of the prefix `match` matched

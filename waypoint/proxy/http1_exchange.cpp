@@ -447,11 +447,7 @@ asio::awaitable<bool> WaypointProxy::forward_http1(Tunnel& t, Http1Downstream& c
     rec.upstream = target->authority();
     if (target->workload != nullptr) tried.push_back(target->workload->uid());
     // This attempt's deadline: the rule's backendRequest, within the request timeout.
-    until = deadline;
-    if (timeouts.backend_request) {
-      const auto per = std::chrono::steady_clock::now() + *timeouts.backend_request;
-      if (!until || per < *until) until = per;
-    }
+    until = attempt_deadline(timeouts, deadline, std::chrono::steady_clock::now());
     AttemptEnd end = AttemptEnd::Responded;
     std::string why;
     {

@@ -364,11 +364,7 @@ asio::awaitable<void> WaypointProxy::serve_h2_request(std::shared_ptr<Tunnel> tp
       }
       if (end == End::Responded) {
         std::chrono::milliseconds wait(24 * 3600 * 1000);
-        until = deadline;
-        if (timeouts.backend_request) {
-          const auto per = std::chrono::steady_clock::now() + *timeouts.backend_request;
-          if (!until || per < *until) until = per;
-        }
+        until = attempt_deadline(timeouts, deadline, std::chrono::steady_clock::now());
         if (until) wait = std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(*until - std::chrono::steady_clock::now()));
         if (!body) {
           // Streaming request: its body flows up while we wait for the response.

@@ -81,6 +81,31 @@ TEST_CASE("redirect_location: the filter's parts where set, the request's otherw
   CHECK(redirect_location(with_path, nullptr, "/a/b", "", "web") == "http://web/moved");
 }
 
+TEST_CASE("attempt_deadline: backendRequest from now, within the request deadline") {
+  using namespace std::chrono_literals;
+  const auto now = std::chrono::steady_clock::time_point{} + 1000s;
+  RouteTimeouts none, per, both;
+  per.backend_request = 100ms;
+  both.backend_request = 100ms;
+  both.request = 300ms;
+  struct Row {
+    const char* name;
+    const RouteTimeouts* timeouts;
+    std::optional<std::chrono::steady_clock::time_point> request, want;
+  };
+  const Row rows[] = {
+      {"neither: unbounded", &none, std::nullopt, std::nullopt},
+      {"request only", &none, now + 250ms, now + 250ms},
+      {"backendRequest only", &per, std::nullopt, now + 100ms},
+      {"backendRequest first", &both, now + 300ms, now + 100ms},
+      {"request first (little left)", &both, now + 40ms, now + 40ms},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.name);
+    CHECK(attempt_deadline(*row.timeouts, row.request, now) == row.want);
+  }
+}
+
 TEST_CASE("retry_backoff: within [0, base * 2^(n-1)], capped at 10x base") {
   RetryPolicy p;
   p.backoff = std::chrono::milliseconds(25);
