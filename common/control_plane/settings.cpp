@@ -66,6 +66,21 @@ Settings from_options(const config::Options& o) {
   return s;
 }
 
+bool running_in_kubernetes() {
+  const auto host = config::env("KUBERNETES_SERVICE_HOST");
+  return host && !host->empty();
+}
+
+bool apply_environment_defaults(Settings& s, const config::Options& o, bool local_state, bool local_ca) {
+  if (o.source("cluster-id") == "default")
+    if (auto id = config::env("ISTIO_META_CLUSTER_ID"); id && !id->empty()) s.cluster_id = *id;
+  if (!running_in_kubernetes()) return false;
+  if (o.source("xds-address") == "default" && !local_state) s.xds_address = kIstiodAddress;
+  if (o.source("ca-address") == "default" && !local_ca) s.ca_address = kIstiodAddress;
+  if (o.source("auth-token") == "default") s.auth_token_path = kIstioTokenPath;
+  return true;
+}
+
 Result<void> check_state_source(const Settings& s, const std::string& local_config_path) {
   if (!local_config_path.empty() && !s.xds_address.empty())
     return errorf(ErrorKind::InvalidArgument,

@@ -57,6 +57,17 @@ void add_options(config::Options& o);
 // The values of a parsed `o`, plus XDS_HEADER_*, CA_HEADER_* (names lower-cased) and ISTIO_META_* from the environment.
 Settings from_options(const config::Options& o);
 
+// Inside Kubernetes (KUBERNETES_SERVICE_HOST is set, as in every pod), what Istio's ztunnel assumes there
+// (reference ztunnel.md 4.1, 8.1) for each setting left at its default: XDS_ADDRESS = istiod's
+// https://istiod.istio-system.svc:15012 unless a local config file is the state source, CA_ADDRESS the same
+// unless the built-in CA has cacerts files, AUTH_TOKEN = the projected istio-ca token. Everywhere:
+// ISTIO_META_CLUSTER_ID (what Istio's charts set) stands in for an unset CLUSTER_ID. Returns whether the
+// Kubernetes defaults applied.
+inline constexpr std::string_view kIstiodAddress = "https://istiod.istio-system.svc:15012";
+inline constexpr std::string_view kIstioTokenPath = "/var/run/secrets/tokens/istio-token";
+bool running_in_kubernetes();
+bool apply_environment_defaults(Settings& s, const config::Options& o, bool local_state, bool local_ca);
+
 // LOCAL_XDS_PATH and XDS_ADDRESS are exclusive: an error naming both when both are set.
 Result<void> check_state_source(const Settings& s, const std::string& local_config_path);
 // CA_ADDRESS and CA_CERTS_DIR are exclusive: an error naming both when both are set.

@@ -74,6 +74,7 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
     return errorf(ErrorKind::InvalidArgument, "unexpected argument '{}' (flags are --name=value)", o.positional().front());
   c.local_config_path = o.get("local-config");
   c.control_plane = control_plane::from_options(o);
+  control_plane::apply_environment_defaults(c.control_plane, o, !c.local_config_path.empty(), !o.get("cacerts").empty());
   AMBIENT_TRY(control_plane::check_state_source(c.control_plane, c.local_config_path));
   if (c.local_config_path.empty() && c.control_plane.xds_address.empty())
     return errorf(ErrorKind::InvalidArgument,

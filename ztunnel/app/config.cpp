@@ -67,14 +67,29 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
     if (help_text) *help_text = o.usage("ztunnel");
     return c;
   }
-  if (!o.positional().empty())
-    return errorf(ErrorKind::InvalidArgument, "unexpected argument '{}' (flags are --name=value)", o.positional().front());
+  // Istio's ztunnel chart runs `ztunnel proxy ztunnel`: those two words are accepted, nothing else.
+  if (const auto& pos = o.positional(); !pos.empty() && !(pos.size() == 2 && pos[0] == "proxy" && pos[1] == "ztunnel"))
+    return errorf(ErrorKind::InvalidArgument, "unexpected argument '{}' (flags are --name=value)", pos.front());
 
   c.local_config_path = o.get("local-config");
+  c.cacerts_dir = o.get("cacerts");
   c.control_plane = control_plane::from_options(o);
+  const bool in_kubernetes =
+      control_plane::apply_environment_defaults(c.control_plane, o, !c.local_config_path.empty(), !c.cacerts_dir.empty());
   AMBIENT_TRY(control_plane::check_state_source(c.control_plane, c.local_config_path));
 
-  const std::string mode = o.get("proxy-mode");
+  // PROXY_MODE: in a pod (Kubernetes) Istio's default, shared; INPOD_ENABLED=true (older Istio charts) too.
+  std::string mode = o.get("proxy-mode");
+  if (o.source("proxy-mode") == "default") {
+    auto inpod = config::env("INPOD_ENABLED");
+    if (inpod && !inpod->empty()) {
+      auto on = config::parse_bool(*inpod);
+      if (!on) return errorf(ErrorKind::InvalidArgument, "INPOD_ENABLED '{}': {}", *inpod, on.error().context);
+      if (*on) mode = "shared";
+    } else if (in_kubernetes) {
+      mode = "shared";
+    }
+  }
   if (mode == "dedicated") c.mode = ProxyMode::Dedicated;
   else if (mode == "shared") c.mode = ProxyMode::Shared;
   else return errorf(ErrorKind::InvalidArgument, "PROXY_MODE '{}' is not dedicated or shared", mode);
@@ -88,7 +103,12 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
     return errorf(ErrorKind::InvalidArgument, "dedicated mode needs PROXY_WORKLOAD_INFO (or --workload-info) = namespace/name/serviceaccount");
   }
   c.network = o.get("network");
-  auto workers = parse_workers(o.get("worker-threads"));
+  // ZTUNNEL_CPU_LIMIT (Istio's chart: the container's limits.cpu, whole cores rounded up) sizes the workers
+  // when ZTUNNEL_WORKER_THREADS is not set.
+  std::string worker_text = o.get("worker-threads");
+  if (o.source("worker-threads") == "default")
+    if (auto limit = config::env("ZTUNNEL_CPU_LIMIT"); limit && !limit->empty() && *limit != "0") worker_text = *limit;
+  auto workers = parse_workers(worker_text);
   if (!workers) return std::move(workers).error();
   c.worker_threads = *workers;
 
@@ -137,7 +157,6 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
   if (!ttl) return std::move(ttl).error();
   c.secret_ttl = std::chrono::duration_cast<std::chrono::seconds>(*ttl);
   if (c.secret_ttl.count() < 60) return errorf(ErrorKind::InvalidArgument, "SECRET_TTL {}s is shorter than a minute", c.secret_ttl.count());
-  c.cacerts_dir = o.get("cacerts");
   AMBIENT_TRY(control_plane::check_ca_source(c.control_plane, c.cacerts_dir));
 
   auto streams = o.integer("pool-max-streams", 1, 1'000'000);
@@ -164,8 +183,29 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
   auto td = o.duration("termination-deadline");
   if (!td) return std::move(td).error();
   c.termination_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(*td);
+  // Istio's rule: without CONNECTION_TERMINATION_DEADLINE, the pod's grace period minus 5 s when that is over 10 s.
+  if (o.source("termination-deadline") == "default")
+    if (auto grace = config::env("TERMINATION_GRACE_PERIOD_SECONDS"); grace && !grace->empty()) {
+      auto g = config::parse_int(*grace, 0, 365LL * 24 * 3600);
+      if (!g) return errorf(ErrorKind::InvalidArgument, "TERMINATION_GRACE_PERIOD_SECONDS '{}': {}", *grace, g.error().context);
+      if (*g > 10) c.termination_deadline = std::chrono::seconds(*g - 5);
+    }
 
   c.log_level = o.get("log-level");
+  // RUST_LOG (what Istio's chart sets) when LOG_LEVEL is not: its default level, e.g. "info" of "info,access=debug".
+  if (o.source("log-level") == "default")
+    if (auto rust = config::env("RUST_LOG"); rust && !rust->empty()) {
+      std::string_view text(*rust);
+      for (std::size_t start = 0; start <= text.size();) {
+        const auto comma = std::min(text.find(',', start), text.size());
+        const auto directive = text.substr(start, comma - start);
+        if (!directive.empty() && directive.find('=') == std::string_view::npos) {
+          c.log_level = std::string(directive);
+          break;
+        }
+        start = comma + 1;
+      }
+    }
   const std::string fmt = o.get("log-format");
   if (fmt != "plain" && fmt != "json") return errorf(ErrorKind::InvalidArgument, "LOG_FORMAT '{}' is not plain or json", fmt);
   c.log_json = fmt == "json";

@@ -3,7 +3,11 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <initializer_list>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -87,4 +91,100 @@ TEST_CASE("config: CA settings from flags and CA_HEADER_* variables") {
   auto both = load({"--workload-info=ns/a/sa", "--local-config=/tmp/x.yaml", "--ca-address=https://istiod:15012", "--cacerts=/tmp/cacerts"});
   REQUIRE_FALSE(both.has_value());
   CHECK(both.error().context.find("CA_ADDRESS") != std::string::npos);
+}
+
+namespace {
+
+// Sets variables for one scope and restores what was there before.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> vars) {
+    for (const auto& [name, value] : vars) {
+      const char* old = std::getenv(name);
+      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+      ::setenv(name, value, 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, old] : saved_) old ? ::setenv(name.c_str(), old->c_str(), 1) : ::unsetenv(name.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+}  // namespace
+
+TEST_CASE("config: in a Kubernetes pod, the environment Istio's ztunnel chart passes is enough") {
+  // What istio/manifests/charts/ztunnel sets (reference cni-charts.md section 6), and nothing else.
+  ScopedEnv env{{"KUBERNETES_SERVICE_HOST", "10.96.0.1"},
+                 {"CA_ADDRESS", "istiod.istio-system.svc:15012"},
+                 {"XDS_ADDRESS", "istiod.istio-system.svc:15012"},
+                 {"RUST_LOG", "debug,access=info"},
+                 {"ISTIO_META_CLUSTER_ID", "east"},
+                 {"INPOD_ENABLED", "true"},
+                 {"TERMINATION_GRACE_PERIOD_SECONDS", "30"},
+                 {"POD_NAME", "ztunnel-x7"},
+                 {"POD_NAMESPACE", "istio-system"},
+                 {"NODE_NAME", "node-1"},
+                 {"INSTANCE_IP", "10.244.1.3"},
+                 {"SERVICE_ACCOUNT", "ztunnel"},
+                 {"ZTUNNEL_CPU_LIMIT", "3"}};
+  auto c = load({"proxy", "ztunnel"});
+  REQUIRE_MESSAGE(c.has_value(), (c ? "" : c.error().context));
+  CHECK(c->mode == ztunnel::ProxyMode::Shared);
+  CHECK(c->packet_mark == 1337);
+  CHECK(c->control_plane.xds_address == "istiod.istio-system.svc:15012");
+  CHECK(c->control_plane.ca_address == "istiod.istio-system.svc:15012");
+  CHECK(c->control_plane.auth_token_path == "/var/run/secrets/tokens/istio-token");
+  CHECK(c->control_plane.xds_root_ca == "/var/run/secrets/istio/root-cert.pem");
+  CHECK(c->control_plane.cluster_id == "east");
+  CHECK(c->control_plane.node_name == "node-1");
+  CHECK(c->control_plane.pod_name == "ztunnel-x7");
+  CHECK(c->control_plane.instance_ip == "10.244.1.3");
+  CHECK(c->inpod_uds == "/var/run/ztunnel/ztunnel.sock");
+  CHECK(c->termination_deadline == std::chrono::seconds(25));
+  CHECK(c->log_level == "debug");
+  CHECK(c->worker_threads == 3);
+}
+
+TEST_CASE("config: in a Kubernetes pod, istiod is the default state and CA source unless one is set") {
+  ScopedEnv env{{"KUBERNETES_SERVICE_HOST", "10.96.0.1"}};
+  auto c = load({});
+  REQUIRE_MESSAGE(c.has_value(), (c ? "" : c.error().context));
+  CHECK(c->mode == ztunnel::ProxyMode::Shared);
+  CHECK(c->control_plane.xds_address == "https://istiod.istio-system.svc:15012");
+  CHECK(c->control_plane.ca_address == "https://istiod.istio-system.svc:15012");
+  CHECK(c->termination_deadline == std::chrono::seconds(5));  // no grace period given: the flag's default
+
+  // A local config file and cacerts keep the embedded sources; explicit settings always win.
+  auto local = load({"--local-config=/tmp/x.yaml", "--cacerts=/tmp/cacerts", "--proxy-mode=dedicated", "--workload-info=ns/a/sa"});
+  REQUIRE_MESSAGE(local.has_value(), (local ? "" : local.error().context));
+  CHECK(local->control_plane.xds_address.empty());
+  CHECK(local->control_plane.ca_address.empty());
+  CHECK(local->mode == ztunnel::ProxyMode::Dedicated);
+
+  ScopedEnv off{{"XDS_ADDRESS", ""}, {"TERMINATION_GRACE_PERIOD_SECONDS", "8"}, {"RUST_LOG", "access=debug"}};
+  auto no_xds = load({"--local-config=/tmp/x.yaml"});
+  REQUIRE_MESSAGE(no_xds.has_value(), (no_xds ? "" : no_xds.error().context));
+  CHECK(no_xds->control_plane.xds_address.empty());
+  CHECK(no_xds->termination_deadline == std::chrono::seconds(5));  // 8 s is not over 10 s: the default stays
+  CHECK(no_xds->log_level == "info");                              // no bare level in RUST_LOG
+
+  ScopedEnv bad{{"TERMINATION_GRACE_PERIOD_SECONDS", "soon"}};
+  auto refused = load({});
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().context.find("TERMINATION_GRACE_PERIOD_SECONDS 'soon'") != std::string::npos);
+}
+
+TEST_CASE("config: outside Kubernetes nothing is assumed") {
+  REQUIRE(std::getenv("KUBERNETES_SERVICE_HOST") == nullptr);
+  auto c = load({});
+  REQUIRE_FALSE(c.has_value());  // dedicated mode without PROXY_WORKLOAD_INFO
+  CHECK(c.error().context.find("PROXY_WORKLOAD_INFO") != std::string::npos);
+  auto args = load({"proxy", "waypoint"});
+  REQUIRE_FALSE(args.has_value());
+  CHECK(args.error().context.find("unexpected argument 'proxy'") != std::string::npos);
 }
