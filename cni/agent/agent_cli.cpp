@@ -8,8 +8,28 @@
 #include "cni/api/pod_json.h"
 #include "cni/zds/zds_server.h"
 #include "common/base/config.h"
+#include "common/net/endpoint.h"
 
 namespace ambient::cni {
+
+namespace {
+
+// "a, b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    std::string item = text.substr(start, end - start);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(std::move(item));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string top_usage() {
   return "usage: cni-agent <verb> [flags]\n"
@@ -32,6 +52,17 @@ Result<AgentRunConfig> parse_run_config(int argc, const char* const* argv, std::
       .add({"syn-only", "AMBIENT_SYN_ONLY", "true",
             "redirect only connections that start after enrollment (false: Istio's exact rules, which reset a running pod's open connections)"})
       .add({"reconcile", "AMBIENT_RECONCILE_POD_RULES_ON_STARTUP", "true", "re-check and repair known pods' rules at start-up"})
+      .add({"pod-source", "POD_SOURCE", "api", "api (pods from the CNI plugin and the CLI only) | kubernetes (also watch this node's pods)"})
+      .add({"kube-api", "KUBE_API_URL", "", "API server https://host:port; empty = in-cluster (KUBERNETES_SERVICE_HOST/_PORT)"})
+      .add({"kube-token", "KUBE_TOKEN_FILE", std::string(kube::kServiceAccountTokenFile), "bearer token file (re-read per connection)"})
+      .add({"kube-ca", "KUBE_CA_FILE", std::string(kube::kServiceAccountCaFile), "roots the API server's certificate must chain to"})
+      .add({"node-name", "NODE_NAME", "", "this node's name: whose pods are watched"})
+      .add({"enablement-selector", "AMBIENT_ENABLEMENT_SELECTOR", "",
+            "YAML list of {podSelector, namespaceSelector} terms selecting pods for the mesh; empty = Istio's default"})
+      .add({"exclude-namespaces", "EXCLUDE_NAMESPACES", "kube-system", "namespaces never enrolled, comma-separated"})
+      .add({"system-namespace", "SYSTEM_NAMESPACE", "istio-system", "the namespace of the ztunnel pod (never enrolled)"})
+      .add({"host-mounts-path", "HOST_MOUNTS_PATH", "", "where the host's paths are mounted (/host in the agent's pod): /proc, CNI netns paths"})
+      .add({"readiness", "AGENT_READINESS_ADDRESS", "", "GET /readyz server; empty = [::]:8000 with --pod-source=kubernetes, none otherwise; 'none' = off"})
       .add({"log-level", "LOG_LEVEL", "info", "trace|debug|info|warn|error"});
   AMBIENT_TRY(o.parse(argc, argv));
   if (o.help_requested()) {
@@ -64,6 +95,42 @@ Result<AgentRunConfig> parse_run_config(int argc, const char* const* argv, std::
   c.agent.reconcile_rules_on_startup = *reconcile;
   AMBIENT_TRY(validate(c.agent.rules));
   c.log_level = o.get("log-level");
+
+  const std::string source = o.get("pod-source");
+  if (source != "api" && source != "kubernetes")
+    return errorf(ErrorKind::InvalidArgument, "--pod-source (POD_SOURCE) '{}' is not api or kubernetes", source);
+  c.kube.enabled = source == "kubernetes";
+  std::string readiness = o.get("readiness");
+  if (readiness.empty() && c.kube.enabled) readiness = "[::]:8000";
+  if (!readiness.empty() && readiness != "none") {
+    auto ep = net::parse_endpoint(readiness);
+    if (!ep) return errorf(ErrorKind::InvalidArgument, "--readiness (AGENT_READINESS_ADDRESS) '{}': {}", readiness, ep.error().context);
+    c.readiness = *ep;
+  }
+  const std::string mounts = o.get("host-mounts-path");
+  if (!mounts.empty() && (mounts.front() != '/' || mounts.back() == '/'))
+    return errorf(ErrorKind::InvalidArgument, "--host-mounts-path (HOST_MOUNTS_PATH) '{}' must be absolute, without a trailing '/'", mounts);
+  c.kube.source.host_mounts_path = mounts;
+  if (!c.kube.enabled) return c;
+
+  auto api = kube::in_cluster_config(o.get("kube-api"), o.get("kube-token"), o.get("kube-ca"));
+  if (!api) return errorf(api.error().kind, "--pod-source=kubernetes: {}", api.error().context);
+  c.kube.api = std::move(*api);
+  c.kube.source.node_name = o.get("node-name");
+  if (c.kube.source.node_name.empty())
+    return errorf(ErrorKind::InvalidArgument, "--pod-source=kubernetes needs NODE_NAME (or --node-name): whose pods to watch");
+  if (const std::string terms = o.get("enablement-selector"); !terms.empty()) {
+    auto parsed = parse_enablement_terms(terms, "AMBIENT_ENABLEMENT_SELECTOR");
+    if (!parsed) return std::move(parsed).error();
+    c.kube.source.policy.terms = std::move(*parsed);
+  }
+  c.kube.source.policy.exclude_namespaces.clear();
+  for (const auto& ns : split_list(o.get("exclude-namespaces"))) {
+    if (!is_dns1123_label(ns))
+      return errorf(ErrorKind::InvalidArgument, "EXCLUDE_NAMESPACES: '{}' is not a namespace name (DNS-1123 label)", ns);
+    c.kube.source.policy.exclude_namespaces.push_back(ns);
+  }
+  c.kube.source.policy.system_namespace = o.get("system-namespace");
   return c;
 }
 

@@ -2,17 +2,33 @@
 // The `cni-agent` command line: `run` (the daemon) and the CLI verbs that talk to a running agent over its
 // unix-socket API (`enroll`, `unenroll`, `pods`), for machines without Kubernetes and for tests.
 // Flags use Istio's environment names where the meaning is shared (flag > env > default).
+#include <optional>
 #include <string>
 
+#include <boost/asio/ip/tcp.hpp>
+
+#include "cni/agent/kube_pod_source.h"
 #include "cni/agent/node_agent.h"
 #include "cni/api/api_server.h"
 #include "common/base/result.h"
 
 namespace ambient::cni {
 
+// POD_SOURCE=kubernetes: pods come from the API server's watch (KubePodSource), and the CNI plugin's ADDs
+// are admitted by the same enablement decision.
+struct AgentKubeConfig {
+  bool enabled = false;
+  kube::ApiServerConfig api;     // in-cluster (KUBERNETES_SERVICE_HOST, service-account token and CA) or KUBE_API_URL
+  KubePodSourceOptions source;   // NODE_NAME, AMBIENT_ENABLEMENT_SELECTOR, EXCLUDE_NAMESPACES, SYSTEM_NAMESPACE, HOST_MOUNTS_PATH
+};
+
 struct AgentRunConfig {
   NodeAgentOptions agent;
   ApiServerOptions api;
+  AgentKubeConfig kube;
+  // GET /readyz: 200 once ZDS is served (and, from Kubernetes, both caches synced). Default: [::]:8000 with
+  // POD_SOURCE=kubernetes (Istio's istio-cni probe), none otherwise.
+  std::optional<boost::asio::ip::tcp::endpoint> readiness;
   std::string log_level = "info";
 };
 

@@ -136,6 +136,17 @@ asio::awaitable<void> NodeAgent::lock(std::string uid) {
 void NodeAgent::unlock(const std::string& uid) { busy_.erase(uid); }
 
 asio::awaitable<Result<void>> NodeAgent::add_pod(PodSpec spec, PodSourceKind source) {
+  if (source == PodSourceKind::Cni && cni_admission_) {
+    const std::string who = spec.namespace_ + "/" + spec.name;
+    auto admitted = co_await cni_admission_(std::move(spec));
+    if (!admitted) {
+      ++stats_.add_failures;
+      co_return errorf(admitted.error().kind, "CNI ADD of pod {}: {}", who, admitted.error().context);
+    }
+    if (!*admitted) co_return ok();  // not selected for the mesh: the pod starts without redirection
+    spec = std::move(**admitted);
+    if (auto v = validate_pod_spec(spec); !v) co_return errorf(ErrorKind::InvalidArgument, "CNI ADD of pod {}: {}", who, v.error().context);
+  }
   const std::string uid = spec.uid;
   co_await lock(uid);
   auto r = co_await add_locked(std::move(spec), source);

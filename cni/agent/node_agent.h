@@ -19,10 +19,13 @@
 // Threads: everything runs on the agent's executor; rules commands (fork/exec of iptables, nft, ip) run on a
 // small blocking pool so that 100 pods enrolled at once are installed in parallel. Overlapping calls for the
 // same uid are serialised (the second waits for the first).
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -71,6 +74,16 @@ class NodeAgent final : public PodEvents {
   boost::asio::awaitable<Result<void>> add_pod(PodSpec spec, PodSourceKind source) override;
   boost::asio::awaitable<Result<void>> remove_pod(std::string uid) override;
   std::string pods_json() const override;
+  const PodRecord* find_pod(std::string_view uid) const override { return store_.get(uid); }
+  std::vector<PodRecord> known_pods() const override { return store_.all(); }
+
+  // With Kubernetes as the source of truth, the CNI plugin's ADDs go through this first: nullopt = the pod
+  // stays out of the mesh (the ADD succeeds), a spec = enroll that (completed from the API), an error = the ADD
+  // fails (fail closed). Without it every ADD is enrolled (no cluster: the plugin's caller decided).
+  using CniAdmission = std::function<boost::asio::awaitable<Result<std::optional<PodSpec>>>(PodSpec)>;
+  void set_cni_admission(CniAdmission admission) { cni_admission_ = std::move(admission); }
+  // ZDS is being served (start() succeeded and stop() was not called).
+  bool serving() const { return zds_ != nullptr && !stopped_; }
 
   const NodeAgentStats& stats() const { return stats_; }
   const PodStore& store() const { return store_; }
@@ -97,6 +110,7 @@ class NodeAgent final : public PodEvents {
   std::set<std::string> busy_;                  // uids with an add or remove in progress
   boost::asio::thread_pool rules_pool_;
   NodeAgentStats stats_;
+  CniAdmission cni_admission_;
   bool retrying_ = false;
   bool stopped_ = false;
 };

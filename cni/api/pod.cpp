@@ -26,6 +26,7 @@ std::string_view to_string(PodSourceKind kind) noexcept {
   switch (kind) {
     case PodSourceKind::Enroll: return "enroll";
     case PodSourceKind::Cni: return "cni";
+    case PodSourceKind::Kubernetes: return "kubernetes";
   }
   return "unknown";
 }
@@ -41,7 +42,8 @@ std::string_view to_string(PodStatus status) noexcept {
 Result<PodSourceKind> parse_pod_source_kind(std::string_view text) {
   if (text == "enroll") return PodSourceKind::Enroll;
   if (text == "cni") return PodSourceKind::Cni;
-  return errorf(ErrorKind::InvalidArgument, "'{}' is not a pod source (enroll, cni)", shown(text));
+  if (text == "kubernetes") return PodSourceKind::Kubernetes;
+  return errorf(ErrorKind::InvalidArgument, "'{}' is not a pod source (enroll, cni, kubernetes)", shown(text));
 }
 
 Result<PodStatus> parse_pod_status(std::string_view text) {

@@ -56,6 +56,7 @@ struct PodSpec {
 enum class PodSourceKind : std::uint8_t {
   Enroll,  // the agent's API (POST /enroll): an operator or the CLI
   Cni,     // the CNI plugin's ADD (POST /cmdadd) while the pod sandbox is created
+  Kubernetes,  // the Kubernetes pod watch (a running pod enrolled by its labels)
 };
 
 // How far an enrolled pod got (Istio's ambient.istio.io/redirection annotation values).
@@ -66,7 +67,7 @@ enum class PodStatus : std::uint8_t {
 
 std::string_view to_string(PodSourceKind kind) noexcept;
 std::string_view to_string(PodStatus status) noexcept;
-// "enroll"/"cni", "pending"/"enabled"; InvalidArgument for anything else.
+// "enroll"/"cni"/"kubernetes", "pending"/"enabled"; InvalidArgument for anything else.
 Result<PodSourceKind> parse_pod_source_kind(std::string_view text);
 Result<PodStatus> parse_pod_status(std::string_view text);
 

@@ -1,6 +1,6 @@
 #pragma once
-// The seam between whatever tells the node agent about pods (its unix-socket API today; a Kubernetes
-// pod watch later) and the agent that enrolls them.
+// The seam between whatever tells the node agent about pods (its unix-socket API, the Kubernetes pod watch)
+// and the agent that enrolls them.
 //
 //   PodSource  --add_pod / remove_pod-->  PodEvents (the agent)
 //
@@ -15,6 +15,8 @@
 //    calls but does not cancel one in progress (it finishes on the executor).
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -33,9 +35,13 @@ class PodEvents {
   virtual boost::asio::awaitable<Result<void>> remove_pod(std::string uid) = 0;
   // The enrolled pods as a JSON document (GET /pods), e.g. PodStore::to_json().
   virtual std::string pods_json() const = 0;
+  // The record of an enrolled pod (nullptr: not enrolled); valid until the next co_await.
+  virtual const PodRecord* find_pod(std::string_view /*uid*/) const { return nullptr; }
+  // Every enrolled pod.
+  virtual std::vector<PodRecord> known_pods() const { return {}; }
 };
 
-// Something that produces pod events: the API server, later a Kubernetes watch.
+// Something that produces pod events: the API server, the Kubernetes watch (cni/agent/kube_pod_source.h).
 class PodSource {
  public:
   virtual ~PodSource() = default;

@@ -1,6 +1,6 @@
 #pragma once
 // ChildProcess: a real process (ztunnel, the node agent) started by a test with stdout+stderr in a log file;
-// SIGTERM and reaped on destruction (SIGKILL after 5 s).
+// SIGTERM and reaped on destruction (SIGKILL after 5 s). The child gets stdin and the log file, no other fd.
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -24,6 +24,9 @@ class ChildProcess {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    // Nothing else of the test process leaks into the child: an inherited socket (a test server's accepted
+    // connection) would outlive its close() in the test and keep the peer waiting.
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

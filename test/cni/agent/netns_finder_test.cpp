@@ -11,6 +11,7 @@
 
 #include "test/common/net/net_test_support.h"
 #include "test/support/child_process.h"
+#include "test/support/pod_cgroup.h"
 #include "test/support/temp_dir.h"
 
 using namespace ambient;
@@ -24,44 +25,6 @@ void write_file(const fs::path& p, const std::string& text) {
   fs::create_directories(p.parent_path());
   std::ofstream(p) << text;
 }
-
-// A kubepods cgroup for `uid` holding `pid`, in whichever hierarchy this machine lets us write (v1 pids, or
-// v2); removed on destruction.
-class PodCgroup {
- public:
-  PodCgroup(const std::string& uid, pid_t pid) {
-    for (const std::string root : {"/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
-      const fs::path dir = fs::path(root) / "kubepods" / "besteffort" / ("pod" + uid);
-      std::error_code ec;
-      if (!fs::exists(fs::path(root) / "cgroup.procs", ec)) continue;
-      fs::create_directories(dir, ec);
-      if (ec) continue;
-      std::ofstream(dir / "cgroup.procs") << pid;
-      std::ifstream check("/proc/" + std::to_string(pid) + "/cgroup");
-      const std::string text((std::istreambuf_iterator<char>(check)), std::istreambuf_iterator<char>());
-      if (text.find("pod" + uid) != std::string::npos) {
-        dir_ = dir;
-        return;
-      }
-      remove(dir);
-    }
-  }
-  ~PodCgroup() {
-    if (!dir_.empty()) remove(dir_);
-  }
-  bool ok() const { return !dir_.empty(); }
-
- private:
-  static void remove(const fs::path& dir) {
-    // Move the processes back to the root first, then remove the leaf and its empty parents.
-    const fs::path root = dir.parent_path().parent_path().parent_path();
-    std::ifstream procs(dir / "cgroup.procs");
-    for (std::string pid; std::getline(procs, pid);) std::ofstream(root / "cgroup.procs") << pid;
-    std::error_code ec;
-    for (fs::path d = dir; d != root; d = d.parent_path()) fs::remove(d, ec);
-  }
-  fs::path dir_;
-};
 
 }  // namespace
 
@@ -142,7 +105,7 @@ TEST_SUITE("cni/agent/netns_finder") {
     REQUIRE(sleeper.pid() > 0);
     char uid[37];
     std::snprintf(uid, sizeof uid, "%08x-1234-4abc-8def-%012x", static_cast<unsigned>(getpid()), 0xabcdefu);
-    PodCgroup cgroup(uid, sleeper.pid());
+    test::PodCgroup cgroup(uid, sleeper.pid());
     REQUIRE_MESSAGE(cgroup.ok(), "no writable cgroup hierarchy with cgroup.procs under /sys/fs/cgroup");
     // `ip netns exec` enters the netns before exec: wait until the process is in it.
     const auto want = net::netns_id(ns.path());
