@@ -2,9 +2,12 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "cni/agent/agent_cli.h"
+#include "test/support/temp_dir.h"
 
 using namespace ambient;
 using namespace ambient::cni;
@@ -98,5 +101,59 @@ TEST_SUITE("cni/agent/cli") {
                              "--netns", "/var/run/netns/x"});
     REQUIRE_FALSE(r);
     CHECK(r.error().kind == ErrorKind::ConnectRefused);
+  }
+
+  TEST_CASE("run: --pod-source=kubernetes (the chart's settings), and its errors") {
+    test::TempDir dir("agent-cli");
+    std::ofstream(dir.path() + "/ca.crt") << "-----BEGIN CERTIFICATE-----\n";
+    std::ofstream(dir.path() + "/token") << "t0ken\n";
+    const std::string ca = "--kube-ca=" + dir.path() + "/ca.crt", token = "--kube-token=" + dir.path() + "/token";
+    auto c = run_config({"--pod-source=kubernetes", "--kube-api=https://10.96.0.1:443", ca.c_str(), token.c_str(),
+                         "--node-name=node-7", "--exclude-namespaces=kube-system, gatekeeper", "--host-mounts-path=/host",
+                         "--enablement-selector=[{podSelector: {matchLabels: {mesh: 'yes'}}}]"});
+    REQUIRE_MESSAGE(c, (c ? "" : c.error().context));
+    CHECK(c->kube.enabled);
+    CHECK(c->kube.api.host == "10.96.0.1");
+    CHECK(c->kube.api.port == 443);
+    CHECK(c->kube.source.node_name == "node-7");
+    CHECK(c->kube.source.host_mounts_path == "/host");
+    CHECK(c->kube.source.policy.exclude_namespaces == std::vector<std::string>{"kube-system", "gatekeeper"});
+    CHECK(c->kube.source.policy.system_namespace == "istio-system");
+    REQUIRE(c->kube.source.policy.terms.size() == 1);
+    CHECK(c->kube.source.policy.terms[0].pod_selector->match_labels.at("mesh") == "yes");
+    REQUIRE(c->readiness.has_value());  // Istio's probe port by default from Kubernetes
+    CHECK(c->readiness->port() == 8000);
+
+    // The API-only default has neither.
+    auto plain = run_config({});
+    REQUIRE(plain);
+    CHECK_FALSE(plain->kube.enabled);
+    CHECK_FALSE(plain->readiness.has_value());
+
+    struct Row {
+      std::vector<const char*> args;
+      const char* error_part;
+    };
+    const Row rows[] = {
+        {{"--pod-source=informer"}, "--pod-source (POD_SOURCE) 'informer' is not api or kubernetes"},
+        {{"--pod-source=kubernetes", ca.c_str(), token.c_str(), "--node-name=n"}, "KUBERNETES_SERVICE_HOST"},
+        {{"--pod-source=kubernetes", "--kube-api=https://10.96.0.1:443", ca.c_str(), token.c_str()}, "needs NODE_NAME"},
+        {{"--pod-source=kubernetes", "--kube-api=https://10.96.0.1:443", "--kube-ca=/nonexistent/ca.crt", token.c_str(), "--node-name=n"},
+         "/nonexistent/ca.crt"},
+        {{"--pod-source=kubernetes", "--kube-api=https://10.96.0.1:443", ca.c_str(), token.c_str(), "--node-name=n",
+          "--enablement-selector=- podSelector: {matchExpressions: [{key: a, operator: Near}]}"},
+         "AMBIENT_ENABLEMENT_SELECTOR:1: [0].podSelector.matchExpressions[0].operator: unknown operator 'Near'"},
+        {{"--pod-source=kubernetes", "--kube-api=https://10.96.0.1:443", ca.c_str(), token.c_str(), "--node-name=n",
+          "--exclude-namespaces=Kube_System"},
+         "EXCLUDE_NAMESPACES: 'Kube_System' is not a namespace name"},
+        {{"--host-mounts-path=host/"}, "must be absolute"},
+        {{"--readiness=8000"}, "--readiness (AGENT_READINESS_ADDRESS) '8000'"},
+    };
+    for (const auto& row : rows) {
+      CAPTURE(row.error_part);
+      auto r = run_config(row.args);
+      REQUIRE_FALSE(r);
+      CHECK_MESSAGE(r.error().context.find(row.error_part) != std::string::npos, r.error().context);
+    }
   }
 }

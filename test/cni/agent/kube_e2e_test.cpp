@@ -18,6 +18,7 @@
 #include "cni/rules/command_runner.h"
 #include "cni/rules/iptables_save.h"
 #include "common/net/netns.h"
+#include "test/cni/api/api_test_support.h"
 #include "test/common/net/net_test_support.h"
 #include "test/support/child_process.h"
 #include "test/support/fake_kube_api.h"
@@ -38,6 +39,8 @@ constexpr const char* kNode = "node-1";
 constexpr const char* kUidClient = "0a000001-0000-4000-8000-00000000c11e";
 constexpr const char* kUidServer = "0a000002-0000-4000-8000-000000005e7e";
 constexpr const char* kUidLate = "0a000003-0000-4000-8000-00000000147e";
+constexpr const char* kUidFresh = "0a000004-0000-4000-8000-0000000f4e54";
+constexpr const char* kUidPlain = "0a000005-0000-4000-8000-0000000091a1";
 constexpr const char* kRedirection = "ambient.istio.io/redirection";
 
 constexpr const char* kMesh = R"(
@@ -54,6 +57,13 @@ workloads:
   namespace: shop
   serviceAccount: server
   workloadIps: ["10.82.1.2"]
+  protocol: HBONE
+  node: node-1
+- uid: Kubernetes//Pod/shop/fresh
+  name: fresh
+  namespace: shop
+  serviceAccount: fresh
+  workloadIps: ["10.82.1.4"]
   protocol: HBONE
   node: node-1
 - uid: Kubernetes//Pod/shop/late
@@ -251,7 +261,36 @@ TEST_SUITE("cni/agent/kube_e2e") {
     CHECK_MESSAGE(api.wait_until([&] { return api.annotation("shop", "server", kRedirection).empty(); }, 10s), agent->text());
     CHECK(wait_until([&] { return netns_state(server_ns->get()) == server_before; }, 5s));
     CHECK(api.annotation("shop", "client", kRedirection) == "enabled");  // the client's own label keeps it in
-    // 8. A pod deleted from the API is unenrolled.
+    // 8. A new pod's sandbox: the CNI plugin's ADD is decided by the same labels. A pod that opts in is enrolled
+    //    before the ADD returns (its app starts captured); a pod that does not is let through, untouched.
+    REQUIRE(network.add_pod("fresh", "10.82.1.4"));
+    REQUIRE(network.add_pod("plain", "10.82.1.5"));
+    auto fresh_ns = net::open_netns(network.pod("fresh").path());
+    auto plain_ns = net::open_netns(network.pod("plain").path());
+    REQUIRE((fresh_ns && plain_ns));
+    api.upsert(FakeKubeApi::Resource::Pods, pod_json("fresh", kUidFresh, "10.82.1.4", R"({"istio.io/dataplane-mode":"ambient"})"));
+    api.upsert(FakeKubeApi::Resource::Pods, pod_json("plain", kUidPlain, "10.82.1.5"));
+    auto cni_add = [&](const std::string& name, const std::string& uid, const std::string& ip) {
+      const std::string conf = R"({"cniVersion":"1.0.0","name":"k8s-pod-network","type":"ambient-cni","agent_socket":")" +
+                               dir.path() + R"(/agent.sock","prevResult":{"cniVersion":"1.0.0","ips":[{"address":")" + ip +
+                               R"(/16"}]}})";
+      return cni::test_support::run_process(
+          cni::test_support::plugin_path(),
+          {"CNI_COMMAND=ADD", "CNI_CONTAINERID=c-" + name, "CNI_NETNS=" + network.pod(name).path(), "CNI_IFNAME=eth0",
+           "CNI_PATH=/opt/cni/bin", "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=shop;K8S_POD_NAME=" + name + ";K8S_POD_UID=" + uid},
+          conf);
+    };
+    const auto fresh_add = cni_add("fresh", kUidFresh, "10.82.1.4");
+    CHECK_MESSAGE(fresh_add.exit_code == 0, fresh_add.out, fresh_add.err);
+    CHECK(has_inpod_rules(fresh_ns->get()));  // already when the ADD returned
+    CHECK_MESSAGE(api.wait_for_annotation("shop", "fresh", kRedirection, "enabled", 10s), agent->text());
+    const std::string plain_before = netns_state(plain_ns->get());
+    const auto plain_add = cni_add("plain", kUidPlain, "10.82.1.5");
+    CHECK_MESSAGE(plain_add.exit_code == 0, plain_add.out, plain_add.err);
+    CHECK(netns_state(plain_ns->get()) == plain_before);
+    CHECK(api.annotation("shop", "plain", kRedirection).empty());
+
+    // 9. A pod deleted from the API is unenrolled.
     api.remove(FakeKubeApi::Resource::Pods, "shop", "client");
     CHECK(wait_until([&] { return netns_state(client_ns->get()) == client_before; }, 10s));
     CHECK(api.annotation("shop", "elsewhere", kRedirection).empty());
