@@ -63,7 +63,10 @@ Result<AgentRunConfig> parse_run_config(int argc, const char* const* argv, std::
       .add({"system-namespace", "SYSTEM_NAMESPACE", "istio-system", "the namespace of the ztunnel pod (never enrolled)"})
       .add({"host-mounts-path", "HOST_MOUNTS_PATH", "", "where the host's paths are mounted (/host in the agent's pod): /proc, CNI netns paths"})
       .add({"readiness", "AGENT_READINESS_ADDRESS", "", "GET /readyz server; empty = [::]:8000 with --pod-source=kubernetes, none otherwise; 'none' = off"})
+      .add({"daemonset-name", "CNI_DAEMONSET_NAME", "istio-cni-node", "the agent's DaemonSet: the plugin is uninstalled on shutdown only when it is deleted"})
+      .add({"pod-namespace", "POD_NAMESPACE", "", "the agent's namespace (its DaemonSet's); empty = SYSTEM_NAMESPACE"})
       .add({"log-level", "LOG_LEVEL", "info", "trace|debug|info|warn|error"});
+  install::add_install_options(o);  // INSTALL_CNI, CNI_BIN_DIR, CNI_BIN_TARGET_DIRS, MOUNTED_CNI_NET_DIR, CNI_CONF_NAME, ...
   AMBIENT_TRY(o.parse(argc, argv));
   if (o.help_requested()) {
     *help = o.usage("cni-agent run");
@@ -111,6 +114,17 @@ Result<AgentRunConfig> parse_run_config(int argc, const char* const* argv, std::
   if (!mounts.empty() && (mounts.front() != '/' || mounts.back() == '/'))
     return errorf(ErrorKind::InvalidArgument, "--host-mounts-path (HOST_MOUNTS_PATH) '{}' must be absolute, without a trailing '/'", mounts);
   c.kube.source.host_mounts_path = mounts;
+
+  // The plugin's entry: where the agent listens, how it logs, which namespaces it passes through untouched.
+  install::PluginEntry entry;
+  entry.agent_socket = c.api.socket_path;
+  entry.log_level = c.log_level;
+  entry.exclude_namespaces = split_list(o.get("exclude-namespaces"));
+  auto installing = install::install_options_from(o, std::move(entry));
+  if (!installing) return std::move(installing).error();
+  c.install = std::move(*installing);
+  c.daemonset_name = o.get("daemonset-name");
+  c.daemonset_namespace = o.get("pod-namespace").empty() ? o.get("system-namespace") : o.get("pod-namespace");
   if (!c.kube.enabled) return c;
 
   auto api = kube::in_cluster_config(o.get("kube-api"), o.get("kube-token"), o.get("kube-ca"));

@@ -9,6 +9,7 @@
 
 #include "cni/agent/kube_pod_source.h"
 #include "cni/agent/node_agent.h"
+#include "cni/install/install_options.h"
 #include "cni/api/api_server.h"
 #include "common/base/result.h"
 
@@ -26,6 +27,12 @@ struct AgentRunConfig {
   NodeAgentOptions agent;
   ApiServerOptions api;
   AgentKubeConfig kube;
+  // INSTALL_CNI=true: the plugin installer runs in the agent (cni/install). On shutdown the plugin is removed only
+  // when the agent's DaemonSet (CNI_DAEMONSET_NAME in POD_NAMESPACE) is gone or being deleted: during an upgrade or
+  // a restart it stays, so new pods wait for the agent instead of starting outside the mesh.
+  install::CniInstallOptions install;
+  std::string daemonset_name = "istio-cni-node";
+  std::string daemonset_namespace = "istio-system";
   // GET /readyz: 200 once ZDS is served (and, from Kubernetes, both caches synced). Default: [::]:8000 with
   // POD_SOURCE=kubernetes (Istio's istio-cni probe), none otherwise.
   std::optional<boost::asio::ip::tcp::endpoint> readiness;

@@ -258,7 +258,12 @@ asio::awaitable<bool> KubePodSource::reconcile(std::string uid) {
     spec.netns = found->first.path;
   }
   const PodSourceKind source = enrolled ? record->source : PodSourceKind::Kubernetes;
-  auto r = co_await events_->add_pod(spec, source);
+  // Enrolled and acked before (also across an agent restart, before any ztunnel reconnects): ztunnel's proxy of
+  // the pod outlives the agent's connection, so the pod stays enabled; asking again could only flap the
+  // annotation to pending, and istiod would stop sending the pod HBONE meanwhile.
+  const bool acked = enrolled && record->status == PodStatus::Enabled && record->spec.ips == spec.ips;
+  Result<void> r = ok();
+  if (!acked) r = co_await events_->add_pod(spec, source);
   if (!*alive) co_return false;
   const bool partial = !r && r.error().kind == ErrorKind::Unsupported;  // rules in, no ztunnel took it
   if (!r && !partial) {

@@ -4,17 +4,49 @@
 #include <cstdio>
 #include <string>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "cni/agent/agent_cli.h"
 #include "cni/agent/kube_pod_source.h"
+#include "cni/agent/plugin_removal.h"
+#include "cni/install/cni_installer.h"
 #include "cni/agent/node_agent.h"
 #include "cni/api/api_server.h"
 #include "common/admin/http_server.h"
 #include "common/base/log.h"
 #include "common/telemetry/protobuf_log.h"
+
+namespace {
+
+// On shutdown: remove the plugin only when the agent's DaemonSet is gone or being deleted (plugin_removal.h).
+boost::asio::awaitable<void> finish_plugin(boost::asio::any_io_executor ex, const ambient::cni::AgentRunConfig& config,
+                                           ambient::cni::install::CniInstaller& installer) {
+  using namespace ambient;
+  using namespace ambient::cni;
+  const std::string what = fmt::format("DaemonSet {}/{}", config.daemonset_namespace, config.daemonset_name);
+  PluginRemoval removal{false, "not on Kubernetes (POD_SOURCE=api): the plugin stays"};
+  if (config.kube.enabled) {
+    kube::ApiClientLimits quick;  // inside the pod's grace period
+    quick.connect_timeout = std::chrono::seconds(3);
+    quick.request_timeout = std::chrono::seconds(5);
+    kube::ApiClient client(ex, config.kube.api, quick);
+    auto daemonset = co_await client.get(
+        fmt::format("/apis/apps/v1/namespaces/{}/daemonsets/{}", config.daemonset_namespace, config.daemonset_name));
+    removal = decide_plugin_removal(daemonset, what);
+  }
+  if (!removal.remove) {
+    spdlog::info("cni-agent: {}", removal.reason);
+    co_return;
+  }
+  if (auto r = installer.uninstall(); !r) spdlog::warn("cni-agent: {}; removing the CNI plugin: {}", removal.reason, r.error());
+  else spdlog::info("cni-agent: {}: the CNI plugin was removed", removal.reason);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace ambient;
@@ -53,6 +85,15 @@ int main(int argc, char** argv) {
   }
   telemetry::route_protobuf_logs();  // a peer's bad strings must not flood stderr
   boost::asio::io_context io(1);
+  // The plugin installer (INSTALL_CNI): binary and conflist entry on the node, kept there.
+  std::unique_ptr<install::CniInstaller> installer;
+  if (config->install.install_cni) {
+    installer = std::make_unique<install::CniInstaller>(io.get_executor(), config->install);
+    if (auto r = installer->start(); !r) {
+      spdlog::error("cni-agent: the CNI plugin installer failed to start: {}", r.error());
+      return 1;
+    }
+  }
   NodeAgent agent(io.get_executor(), config->agent);
   std::vector<PodSourcePtr> sources;
   sources.push_back(std::make_unique<ApiServer>(io.get_executor(), config->api));
@@ -72,10 +113,13 @@ int main(int argc, char** argv) {
   // GET /readyz: ZDS served, and from Kubernetes both caches synced (Istio's istio-cni probe on :8000).
   admin::HttpServer readiness(io.get_executor(), admin::HttpServerOptions{.name = "readiness"});
   if (config->readiness) {
-    readiness.route("GET", "/readyz", [&agent, kube_source](const admin::Request&) {
+    readiness.route("GET", "/readyz", [&agent, kube_source, &installer](const admin::Request&) {
       if (!agent.serving()) return admin::Response::text(503, "not ready: ZDS is not served\n");
       if (kube_source != nullptr && !kube_source->synced())
         return admin::Response::text(503, "not ready: pod and namespace caches not synced\n");
+      if (installer && !installer->stats().installed)
+        return admin::Response::text(503, "not ready: the CNI plugin is not installed: " +
+                                              (installer->stats().waiting ? std::string("no primary CNI config yet") : installer->stats().last_error) + "\n");
       return admin::Response::text(200, "ready\n");
     });
     if (auto bound = readiness.listen(*config->readiness); !bound) {
@@ -93,7 +137,12 @@ int main(int argc, char** argv) {
     spdlog::info("cni-agent: signal {}, stopping (enrolled pods stay enrolled)", sig);
     readiness.stop();
     agent.stop();
-    io.stop();
+    if (!installer) {
+      io.stop();
+      return;
+    }
+    installer->stop();
+    boost::asio::co_spawn(io, finish_plugin(io.get_executor(), *config, *installer), [&io](std::exception_ptr) { io.stop(); });
   });
   io.run();
   return 0;

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include <boost/json.hpp>
 
@@ -166,6 +167,17 @@ TEST_SUITE("cni/agent/kube_e2e") {
     // A pod of another node and an excluded namespace's pod: never touched.
     api.upsert(FakeKubeApi::Resource::Pods, FakeKubeApi::pod_json("shop", "elsewhere", "node-2", "0a0000ff-0000-4000-8000-000000000000", "10.82.9.9"));
 
+    // The node's CNI configuration as a primary CNI left it; the agent chains the plugin into it (INSTALL_CNI).
+    const std::string net_d = dir.path() + "/net.d", cni_bin = dir.path() + "/opt-cni-bin";
+    std::filesystem::create_directories(net_d);
+    std::filesystem::create_directories(cni_bin);
+    const std::string primary = R"({"cniVersion":"1.0.0","name":"cbr0","plugins":[{"type":"flannel","delegate":{"isDefaultGateway":true}},{"type":"portmap","capabilities":{"portMappings":true}}]})";
+    std::ofstream(net_d + "/10-flannel.conflist") << primary;
+    auto read = [](const std::string& path) {
+      std::ifstream in(path);
+      return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    };
+
     REQUIRE(run_command({binary_dir() + "/ztunnel/hbone-demo", "ca", "--out", dir.path() + "/cacerts"}) == 0);
     std::ofstream(dir.path() + "/mesh.yaml") << kMesh;
     const std::string zds = dir.path() + "/zds.sock";
@@ -174,7 +186,9 @@ TEST_SUITE("cni/agent/kube_e2e") {
           std::vector<std::string>{binary_dir() + "/cni/agent/cni-agent", "run", "--zds-socket", zds, "--api-socket",
                                    dir.path() + "/agent.sock", "--state-dir", dir.path() + "/state", "--pod-source", "kubernetes",
                                    "--kube-api", api.url(), "--kube-ca", api.ca_file(), "--kube-token", api.token_file(),
-                                   "--node-name", kNode, "--readiness", "127.0.0.1:0", "--log-level", "debug"},
+                                   "--node-name", kNode, "--readiness", "127.0.0.1:0", "--log-level", "debug",
+                                   "--install-cni=true", "--cni-bin-dir", binary_dir() + "/cni/plugin", "--cni-bin-target-dirs", cni_bin,
+                                   "--mounted-cni-net-dir", net_d},
           dir.path() + "/agent-" + std::to_string(n) + ".log");
     };
     auto start_ztunnel = [&](int n) {
@@ -189,6 +203,12 @@ TEST_SUITE("cni/agent/kube_e2e") {
     REQUIRE_MESSAGE(agent->wait_for("pod and namespace caches synced", 10s), agent->text());
     auto ztunnel = start_ztunnel(1);
     REQUIRE_MESSAGE(ztunnel->wait_for("zds: connected", 10s), ztunnel->text());
+
+    // The plugin is on the node: its binary copied, its entry last in the primary conflist.
+    CHECK(wait_until([&] { return std::filesystem::exists(cni_bin + "/ambient-cni"); }, 5s));
+    CHECK_MESSAGE(wait_until([&] { return read(net_d + "/10-flannel.conflist").find("\"ambient-cni\"") != std::string::npos; }, 5s),
+                  agent->text());
+    CHECK(read(net_d + "/10-flannel.conflist").find(dir.path() + "/agent.sock") != std::string::npos);
 
     // Nothing is labelled: nothing is enrolled, nothing annotated.
     CHECK_FALSE(has_inpod_rules(client_ns->get()));
@@ -294,5 +314,13 @@ TEST_SUITE("cni/agent/kube_e2e") {
     api.remove(FakeKubeApi::Resource::Pods, "shop", "client");
     CHECK(wait_until([&] { return netns_state(client_ns->get()) == client_before; }, 10s));
     CHECK(api.annotation("shop", "elsewhere", kRedirection).empty());
+
+    // 10. The agent stops and its DaemonSet is gone (the API server has none): the plugin is removed, the
+    //     primary conflist says what it said before.
+    CHECK(read(net_d + "/10-flannel.conflist").find("\"ambient-cni\"") != std::string::npos);
+    agent.reset();
+    CHECK(read(net_d + "/10-flannel.conflist").find("\"ambient-cni\"") == std::string::npos);
+    CHECK(read(net_d + "/10-flannel.conflist").find("portmap") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(cni_bin + "/ambient-cni"));
   }
 }
