@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 
+#include "cni/api/files.h"
 #include "common/net/fd.h"
 
 namespace ambient::cni::install {
@@ -32,14 +33,7 @@ FileStamp stamp_of(const struct stat& st) {
 }
 
 Result<void> write_all(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("write", path, errno);
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
+  if (const int err = cni::write_all(fd, data); err != 0) return errno_error("write", path, err);
   return ok();
 }
 

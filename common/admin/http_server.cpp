@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/admin/http_io.h"
+#include "common/base/url.h"
 #include "common/base/ascii.h"
 #include "common/net/tcp_stream.h"
 
@@ -49,29 +50,6 @@ constexpr std::size_t kLingerMaxBytes = 1024 * 1024;      // ... and how much
 using BeastRequest = http::request<http::string_body>;
 using BeastResponse = http::response<http::string_body>;
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// application/x-www-form-urlencoded decoding; a malformed %XX is kept as is.
-std::string form_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 Request to_request(BeastRequest&& r) {
   Request q;

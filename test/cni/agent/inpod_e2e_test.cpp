@@ -11,9 +11,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "cni/rules/command_runner.h"
-#include "cni/rules/iptables_save.h"
 #include "common/net/netns.h"
+#include "test/cni/agent/netns_state.h"
 #include "test/common/net/net_test_support.h"
 #include "test/support/child_process.h"
 #include "test/support/netns_echo.h"
@@ -111,22 +110,6 @@ struct Node {
     return run_command({binary_dir() + "/cni/agent/cni-agent", "unenroll", "--api-socket", api(), "--uid", uid});
   }
 };
-
-// The pod netns as iptables-save shows it (counters and comments dropped, empty tables count as absent),
-// plus its policy routing: what enrollment adds and unenrollment must take away again.
-std::string netns_state(int netns_fd) {
-  std::string out;
-  auto save = cni::run_in_netns(netns_fd, cni::Command{{"iptables-save"}, ""});
-  REQUIRE(save);
-  for (const auto& line : cni::IptablesSave::parse(save->out).normalized_lines()) out += line + "\n";
-  auto rules = cni::run_in_netns(netns_fd, cni::Command{{"ip", "-4", "rule"}, ""});
-  REQUIRE(rules);
-  out += rules->out;
-  auto routes = cni::run_in_netns(netns_fd, cni::Command{{"ip", "-4", "route", "show", "table", "all"}, ""});
-  REQUIRE(routes);
-  out += routes->out;
-  return out;
-}
 
 std::size_t count(const std::string& text, const std::string& needle) {
   std::size_t n = 0;

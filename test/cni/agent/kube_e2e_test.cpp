@@ -16,9 +16,8 @@
 
 #include <boost/json.hpp>
 
-#include "cni/rules/command_runner.h"
-#include "cni/rules/iptables_save.h"
 #include "common/net/netns.h"
+#include "test/cni/agent/netns_state.h"
 #include "test/cni/api/api_test_support.h"
 #include "test/common/net/net_test_support.h"
 #include "test/support/child_process.h"
@@ -89,17 +88,6 @@ void set_pod_labels(FakeKubeApi& api, const std::string& name, const std::string
   REQUIRE(pod);
   (*pod)["metadata"].as_object()["labels"] = boost::json::parse(labels_json);
   api.upsert(FakeKubeApi::Resource::Pods, boost::json::serialize(*pod));
-}
-
-// The pod netns as iptables-save shows it plus its policy routing: what enrollment adds and unenrollment removes.
-std::string netns_state(int netns_fd) {
-  std::string out;
-  auto save = cni::run_in_netns(netns_fd, cni::Command{{"iptables-save"}, ""});
-  REQUIRE(save);
-  for (const auto& line : cni::IptablesSave::parse(save->out).normalized_lines()) out += line + "\n";
-  auto rules = cni::run_in_netns(netns_fd, cni::Command{{"ip", "-4", "rule"}, ""});
-  REQUIRE(rules);
-  return out + rules->out;
 }
 
 bool has_inpod_rules(int netns_fd) { return netns_state(netns_fd).find("ISTIO_OUTPUT") != std::string::npos; }
