@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run_chart_tests.sh [OUT_DIR]: tests the Helm charts in charts/ without helm and without a cluster.
+# run_chart_tests.sh [OUT_DIR [BUILD_DIR]]: tests the Helm charts in charts/ without helm and without a cluster.
 #
 #   1. builds the renderer (test/charts/render, Go in GOPATH mode on Debian's sprig and yaml packages) and runs
 #      its unit tests;
@@ -10,6 +10,8 @@
 #   4. checks each render against the runtime contract, including that every non-default value changed the
 #      output (check.mjs), and that every value is commented and documented (check-docs.mjs);
 #   5. yamllint on the rendered output, the values files and Chart.yaml (test/charts/.yamllint);
+#   4b. with BUILD_DIR: every env var a chart sets (env and envFrom ConfigMaps) is one its binary reads
+#      (check-env.mjs, against the binaries' --help);
 #   6. negative renders: bad values files and --set flags fail naming the key; `required`/`fail` name it too.
 #
 # Build output (the renderer, Go's cache, the rendered YAML) goes to OUT_DIR (ctest passes a directory under
@@ -24,6 +26,7 @@ CHARTS=$ROOT/charts
 VALUES=$HERE/values
 
 OUT=${1:-}
+BIN_DIR=${2:-}  # the CMake build dir: check the charts' env against the binaries' own flag tables
 if [ -z "$OUT" ]; then
   OUT=$(mktemp -d "${TMPDIR:-/tmp}/chart-tests.XXXXXX")
   trap 'rm -rf "$OUT"' EXIT
@@ -166,6 +169,14 @@ for chart in ztunnel cni waypoint; do
   node "$HERE/validate/check-docs.mjs" "$CHARTS/$chart" >"$OUT/docs-$chart.log" 2>&1
   tally "check-docs.mjs $chart" "$OUT/docs-$chart.log" $?
 done
+
+# ---- 4b. every env var a chart sets is read by the binary (when ctest passes the build dir) ----
+if [ -n "$BIN_DIR" ]; then
+  for c in "${CASES[@]}"; do
+    node "$HERE/validate/check-env.mjs" "$RENDERED/$c.yaml" "$BIN_DIR" >"$OUT/env-$c.log" 2>&1
+    tally "check-env.mjs $c" "$OUT/env-$c.log" $?
+  done
+fi
 
 # ---- 5. yamllint ----
 lint_files=()

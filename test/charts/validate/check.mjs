@@ -475,7 +475,7 @@ const CASES = {
       deadline: "7s", image: "registry.example.internal/mesh/ambient:1.20-debug", pullPolicy: "Always",
       resources: { requests: { cpu: "500m", memory: "256Mi" }, limits: { memory: "1Gi" } },
       nodeSelector: { "node-role.example.internal/mesh": "true" },
-      extraEnv: { ISTIO_META_DNS_CAPTURE: "true", ZTUNNEL_WORKER_THREADS: "4", POOL_UNUSED_RELEASE_TIMEOUT: "10m", SECRET_TTL_SECONDS: "1000000" },
+      extraEnv: { ISTIO_META_DNS_CAPTURE: "true", ZTUNNEL_WORKER_THREADS: "4", POOL_UNUSED_RELEASE_TIMEOUT: "10m", POOL_MAX_STREAMS_PER_CONNECTION: "1000000" },
     };
     checkZtunnel(c, e);
     const ct = (docs) => container(at("DaemonSet", "ztunnel")(docs), "istio-proxy");
@@ -491,7 +491,7 @@ const CASES = {
     c.changed("terminationGracePeriodSeconds -> pod", (d) => podSpec(at("DaemonSet", "ztunnel")(d)).terminationGracePeriodSeconds, 8);
     c.changed("resources", (d) => ct(d).resources, e.resources);
     c.changed("hub/image/tag/variant -> image", (d) => ct(d).image, e.image);
-    c.changed("env: a large number is not printed as 1e+06", env("SECRET_TTL_SECONDS"), "1000000");
+    c.changed("env: a large number is not printed as 1e+06", env("POOL_MAX_STREAMS_PER_CONNECTION"), "1000000");
     c.changed("affinity", (d) => podSpec(at("DaemonSet", "ztunnel")(d)).affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution
       ?.nodeSelectorTerms?.[0]?.matchExpressions?.[0]?.values, ["amd64", "arm64"]);
     c.changed("revision -> pod label istio.io/rev", (d) => at("DaemonSet", "ztunnel")(d).spec.template.metadata.labels["istio.io/rev"], "canary");
