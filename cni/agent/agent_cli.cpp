@@ -115,11 +115,17 @@ Result<AgentRunConfig> parse_run_config(int argc, const char* const* argv, std::
     return errorf(ErrorKind::InvalidArgument, "--host-mounts-path (HOST_MOUNTS_PATH) '{}' must be absolute, without a trailing '/'", mounts);
   c.kube.source.host_mounts_path = mounts;
 
+  // Namespaces never enrolled: the watch skips them, the plugin passes their pods through untouched.
+  const std::vector<std::string> excluded = split_list(o.get("exclude-namespaces"));
+  for (const auto& ns : excluded)
+    if (!is_dns1123_label(ns))
+      return errorf(ErrorKind::InvalidArgument, "EXCLUDE_NAMESPACES: '{}' is not a namespace name (DNS-1123 label)", ns);
+
   // The plugin's entry: where the agent listens, how it logs, which namespaces it passes through untouched.
   install::PluginEntry entry;
   entry.agent_socket = c.api.socket_path;
   entry.log_level = c.log_level;
-  entry.exclude_namespaces = split_list(o.get("exclude-namespaces"));
+  entry.exclude_namespaces = excluded;
   auto installing = install::install_options_from(o, std::move(entry));
   if (!installing) return std::move(installing).error();
   c.install = std::move(*installing);
@@ -138,12 +144,7 @@ Result<AgentRunConfig> parse_run_config(int argc, const char* const* argv, std::
     if (!parsed) return std::move(parsed).error();
     c.kube.source.policy.terms = std::move(*parsed);
   }
-  c.kube.source.policy.exclude_namespaces.clear();
-  for (const auto& ns : split_list(o.get("exclude-namespaces"))) {
-    if (!is_dns1123_label(ns))
-      return errorf(ErrorKind::InvalidArgument, "EXCLUDE_NAMESPACES: '{}' is not a namespace name (DNS-1123 label)", ns);
-    c.kube.source.policy.exclude_namespaces.push_back(ns);
-  }
+  c.kube.source.policy.exclude_namespaces = excluded;
   c.kube.source.policy.system_namespace = o.get("system-namespace");
   return c;
 }

@@ -246,7 +246,7 @@ asio::awaitable<bool> KubePodSource::reconcile(std::string uid) {
     spec.netns = record->spec.netns;  // the netns the agent already holds for this pod
     if (record->spec.service_account.size() && spec.service_account.empty()) spec.service_account = record->spec.service_account;
   } else {
-    auto found = finder_.find(uid, pod->ips);
+    auto found = find_netns(uid, pod->ips);
     if (!found) {
       ++stats_.netns_not_found;
       spdlog::info("agent: pod {} ({}): network namespace not found yet: {}; marked pending, retrying", pod->key(), uid,
@@ -282,6 +282,16 @@ asio::awaitable<bool> KubePodSource::reconcile(std::string uid) {
   if (const std::string* a = annotation(current, kRedirectionAnnotation); a == nullptr || *a != want)
     patched = co_await set_annotation(current, want);
   co_return partial || !patched;
+}
+
+Result<std::pair<PodNetns, net::UniqueFd>> KubePodSource::find_netns(const std::string& uid, const std::vector<std::string>& ips) {
+  const auto now = std::chrono::steady_clock::now();
+  // A pod missing from a recent scan may have started since: scan again.
+  if (now - scanned_at_ > std::chrono::seconds(1) || !scanned_.contains(uid)) {
+    scanned_ = finder_.scan();
+    scanned_at_ = now;
+  }
+  return finder_.open(scanned_, uid, ips);
 }
 
 asio::awaitable<bool> KubePodSource::set_annotation(const KubePod& pod, std::optional<std::string_view> value) {

@@ -106,11 +106,15 @@ class KubePodSource final : public PodSource {
   PodSpec spec_for(const KubePod& pod) const;
   EnablementDecision decide(const KubePod& pod) const;
   std::string host_path(const std::string& path) const;
+  Result<std::pair<PodNetns, net::UniqueFd>> find_netns(const std::string& uid, const std::vector<std::string>& ips);
 
   boost::asio::any_io_executor ex_;
   kube::ApiClient client_;
   KubePodSourceOptions options_;
   NetnsFinder finder_;
+  // The last /proc scan: pods reconciled within a second of it share it (100 pods enrolled together scan once).
+  std::map<std::string, PodNetns> scanned_;
+  std::chrono::steady_clock::time_point scanned_at_{};
   PodEvents* events_ = nullptr;
   std::unique_ptr<kube::Informer> pods_, namespaces_;
   std::map<std::string, Tracked> tracked_;                   // uid -> pod

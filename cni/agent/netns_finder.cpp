@@ -131,7 +131,11 @@ std::map<std::string, PodNetns> NetnsFinder::scan() const {
 }
 
 Result<std::pair<PodNetns, net::UniqueFd>> NetnsFinder::find(std::string_view uid, const std::vector<std::string>& ips) const {
-  const auto all = scan();
+  return open(scan(), uid, ips);
+}
+
+Result<std::pair<PodNetns, net::UniqueFd>> NetnsFinder::open(const std::map<std::string, PodNetns>& all, std::string_view uid,
+                                                             const std::vector<std::string>& ips) const {
   const auto it = all.find(std::string(uid));
   if (it == all.end()) return errorf(ErrorKind::NotFound, "no process of pod {} under {}", uid, proc_dir_);
   auto fd = net::open_netns(it->second.path);

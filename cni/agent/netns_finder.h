@@ -47,6 +47,9 @@ class NetnsFinder {
   // The netns of pod `uid` that holds one of `ips` (none given: the first match). NotFound with what was seen
   // ("no process of pod <uid> under /host/proc", "netns of pod <uid> (pid 42) has none of 10.0.0.5").
   Result<std::pair<PodNetns, net::UniqueFd>> find(std::string_view uid, const std::vector<std::string>& ips) const;
+  // The same on the result of an earlier scan() (one scan can serve many pods).
+  Result<std::pair<PodNetns, net::UniqueFd>> open(const std::map<std::string, PodNetns>& scanned, std::string_view uid,
+                                                  const std::vector<std::string>& ips) const;
 
   const std::string& proc_dir() const { return proc_dir_; }
 
