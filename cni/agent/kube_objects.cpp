@@ -44,6 +44,14 @@ Result<JsonObjectReader> sub(const JsonObjectReader& parent, std::string_view ke
   return JsonObjectReader::open(*v, parent.field_path(key));
 }
 
+// A metadata string that must be there and not be empty (name, namespace, uid).
+Result<std::string> required_name(const JsonObjectReader& meta, std::string_view key) {
+  auto v = meta.required_string(key);
+  if (!v) return v;
+  if (v->empty()) return errorf(ErrorKind::InvalidArgument, "{}: empty", meta.field_path(key));
+  return v;
+}
+
 // The reader borrows the object: `metadata` must be a reference into the document, never a copy.
 Result<JsonObjectReader> metadata_of(const JsonObjectReader& top) {
   static const json::value absent;  // null: "metadata: expected an object, got null"
@@ -61,13 +69,13 @@ Result<KubePod> kube_pod_from_json(const json::object& object) {
     if (!top) return std::move(top).error();
     auto meta = metadata_of(*top);
     if (!meta) return std::move(meta).error();
-    auto ns = meta->required_string("namespace");
+    auto ns = required_name(*meta, "namespace");
     if (!ns) return std::move(ns).error();
     pod.namespace_ = std::move(*ns);
-    auto name = meta->required_string("name");
+    auto name = required_name(*meta, "name");
     if (!name) return std::move(name).error();
     pod.name = std::move(*name);
-    auto uid = meta->required_string("uid");
+    auto uid = required_name(*meta, "uid");
     if (!uid) return std::move(uid).error();
     pod.uid = std::move(*uid);
     auto rv = meta->optional_string("resourceVersion");
@@ -137,7 +145,7 @@ Result<KubeNamespace> kube_namespace_from_json(const json::object& object) {
     if (!top) return std::move(top).error();
     auto meta = metadata_of(*top);
     if (!meta) return std::move(meta).error();
-    auto name = meta->required_string("name");
+    auto name = required_name(*meta, "name");
     if (!name) return std::move(name).error();
     ns.name = std::move(*name);
     auto labels = string_map(*meta, "labels");

@@ -73,6 +73,8 @@ TEST_SUITE("cni/agent/kube_objects") {
         {R"({"metadata":{"name":"a","namespace":"n","uid":"u"},"status":{"podIPs":{"ip":"10.0.0.3"}}})", "status.podIPs"},
         {R"({"metadata":"x"})", "metadata: expected an object"},
         {R"({})", "metadata"},
+        {R"({"metadata":{"name":"a","namespace":"n","uid":""}})", "pod n/a: metadata.uid: empty"},
+        {R"({"metadata":{"name":"","namespace":"n","uid":"u"}})", "pod n/(unnamed): metadata.name: empty"},
     };
     for (const auto& row : rows) {
       CAPTURE(row.json);
@@ -98,5 +100,8 @@ TEST_SUITE("cni/agent/kube_objects") {
     auto bad = kube_namespace_from_json(boost::json::parse(R"({"metadata":{"labels":{}}})").as_object());
     REQUIRE_FALSE(bad);
     CHECK(bad.error().context.find("metadata.name") != std::string::npos);
+    auto empty = kube_namespace_from_json(boost::json::parse(R"({"metadata":{"name":""}})").as_object());
+    REQUIRE_FALSE(empty);
+    CHECK(empty.error().context.find("metadata.name: empty") != std::string::npos);
   }
 }
