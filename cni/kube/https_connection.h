@@ -24,8 +24,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/parser.hpp>
+#include "common/base/beast_http_parser.h"
 #include <boost/beast/http/verb.hpp>
 
 #include "cni/kube/api_client_limits.h"

@@ -20,13 +20,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <openssl/x509v3.h>
 
 #include "cni/kube/kube_tls.h"
+#include "common/base/beast_http_parser.h"
 #include "common/base/url.h"
 #include "cni/kube/watch_event.h"
 #include "common/tls/pki.h"

@@ -13,19 +13,9 @@
 #include <vector>
 
 #include <boost/asio/buffer.hpp>
-// GCC 12 with -fsanitize=address reports -Wmaybe-uninitialized inside Beast's basic_parser (a boost::optional
-// returned by content_length_unchecked(), inlined into do_field): a false positive in the library's header.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <boost/beast/http/basic_parser.hpp>
-#include <boost/beast/http/error.hpp>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
 
 #include "common/base/ascii.h"
+#include "common/base/beast_http_parser.h"
 
 namespace ambient::waypoint::http1 {
 
