@@ -275,9 +275,10 @@ asio::awaitable<bool> KubePodSource::reconcile(std::string uid) {
     spdlog::info("agent: pod {} ({}) enrolled from the Kubernetes watch: {}", pod->key(), uid, decide(*pod).reason);
   }
   const std::string_view want = r ? "enabled" : "pending";
-  // The annotation as the cache has it now (it may have changed while we waited).
+  // The annotation as the cache has it now (it may have changed while we waited). A copy: the cache entry may
+  // go while the patch is in flight.
   const auto now = tracked_.find(uid);
-  const KubePod& current = now != tracked_.end() && now->second.pod ? *now->second.pod : *pod;
+  const KubePod current = now != tracked_.end() && now->second.pod ? *now->second.pod : *pod;
   bool patched = true;
   if (const std::string* a = annotation(current, kRedirectionAnnotation); a == nullptr || *a != want)
     patched = co_await set_annotation(current, want);
