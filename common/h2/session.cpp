@@ -19,6 +19,8 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::size_t kInPlaceMin = 4096;  // smaller DATA payloads are copied into the batch
+// After our final GOAWAY, the peer has this long to read it and close its side; then we close.
+constexpr std::chrono::milliseconds kLinger{1000};
 
 std::vector<nghttp2_nv> to_nv(const Headers& hs) {
   std::vector<nghttp2_nv> nv;
@@ -59,6 +61,8 @@ struct Session::Callbacks {
     if (s->header_bytes_ > self->settings_.max_header_list) {
       spdlog::debug("h2 {}: stream {} header list over {} bytes, resetting", self->peer_, s->id_,
                     self->settings_.max_header_list);
+      if (self->role_ == Role::Server && (self->abuse_ = self->guard_->on_refused_stream(std::chrono::steady_clock::now())))
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // RST_STREAM(INTERNAL_ERROR)
     }
     Header h{std::string(reinterpret_cast<const char*>(name), namelen),
@@ -103,6 +107,13 @@ struct Session::Callbacks {
       case NGHTTP2_PING:
         if (frame->hd.flags & NGHTTP2_FLAG_ACK) self->ping_outstanding_ = false;
         break;
+      case NGHTTP2_RST_STREAM:
+        // Rapid reset: a request the peer cancels before we answered it cost us work for nothing.
+        if (self->role_ == Role::Server)
+          if (Stream* s = stream_of(ng, frame->hd.stream_id); s != nullptr && !s->responded_)
+            if ((self->abuse_ = self->guard_->on_premature_reset(std::chrono::steady_clock::now())))
+              return NGHTTP2_ERR_CALLBACK_FAILURE;
+        break;
       case NGHTTP2_GOAWAY:
         self->goaway_received_ = true;
         if (frame->goaway.error_code != NGHTTP2_NO_ERROR) {
@@ -118,6 +129,15 @@ struct Session::Callbacks {
         break;
     }
     return 0;
+  }
+
+  // Runs for every frame header before nghttp2 parses the payload: a violation stops parsing here.
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
+    auto* self = static_cast<Session*>(user);
+    if (self->abuse_) return NGHTTP2_ERR_CALLBACK_FAILURE;
+    self->abuse_ = self->guard_->on_frame(FrameHead{hd->type, hd->flags, static_cast<std::uint32_t>(hd->length), hd->stream_id},
+                                          std::chrono::steady_clock::now());
+    return self->abuse_ ? NGHTTP2_ERR_CALLBACK_FAILURE : 0;
   }
 
   static int on_data_chunk(nghttp2_session* ng, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
@@ -141,7 +161,8 @@ struct Session::Callbacks {
     if (s == nullptr) return 0;
     nghttp2_session_set_stream_user_data(ng, stream_id, nullptr);
     s->on_closed(error_code);
-    self->streams_.erase(stream_id);  // the Stream lives on while its owner holds it
+    self->streams_.erase(stream_id);
+    self->last_activity_ = std::chrono::steady_clock::now();  // the Stream lives on while its owner holds it
     return 0;
   }
 
@@ -216,10 +237,14 @@ struct Session::Callbacks {
     return static_cast<ssize_t>(std::min({want, window, static_cast<std::size_t>(peer_max_frame)}));
   }
 
+  // A frame nghttp2 answered with a stream error (RST_STREAM): a request over the stream limit
+  // (REFUSED_STREAM), a malformed request, ... Each counts as a refused stream.
   static int on_invalid_frame(nghttp2_session*, const nghttp2_frame* frame, int lib_error, void* user) {
     auto* self = static_cast<Session*>(user);
     spdlog::debug("h2 {}: invalid frame type {} on stream {}: {}", self->peer_, frame->hd.type, frame->hd.stream_id,
                   nghttp2_strerror(lib_error));
+    if (self->role_ == Role::Server && (self->abuse_ = self->guard_->on_refused_stream(std::chrono::steady_clock::now())))
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
     return 0;
   }
 
@@ -248,6 +273,7 @@ struct Session::Callbacks {
     static const nghttp2_session_callbacks* cbs = [] {
       nghttp2_session_callbacks* c = nullptr;
       nghttp2_session_callbacks_new(&c);
+      nghttp2_session_callbacks_set_on_begin_frame_callback(c, on_begin_frame);
       nghttp2_session_callbacks_set_on_begin_headers_callback(c, on_begin_headers);
       nghttp2_session_callbacks_set_on_header_callback(c, on_header);
       nghttp2_session_callbacks_set_on_frame_recv_callback(c, on_frame_recv);
@@ -266,7 +292,7 @@ struct Session::Callbacks {
 Session::Session(asio::any_io_executor ex, Role role, std::unique_ptr<Transport> t, Settings s, Handler h,
                  std::string peer)
     : ex_(ex), role_(role), transport_(std::move(t)), settings_(s), handler_(std::move(h)), peer_(std::move(peer)),
-      write_wake_(ex), keepalive_timer_(ex) {
+      write_wake_(ex), keepalive_timer_(ex), idle_timer_(ex), reader_done_wake_(ex), linger_timer_(ex) {
   out_.reserve(16u << 10);
 }
 
@@ -293,10 +319,17 @@ Result<void> Session::init() {
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);  // windows re-open only as readers consume
   nghttp2_option_set_peer_max_concurrent_streams(opt, settings_.max_concurrent_streams);
+  // nghttp2's own limits stay as backstops behind the guard: CONTINUATIONs per block (the same limit;
+  // nghttp2 checks first), and RST_STREAM overall, set far above normal cancellation rates, since resets
+  // after our response are ordinary client cancels (premature ones are the guard's).
+  nghttp2_option_set_max_continuations(opt, settings_.abuse.max_continuations);
+  nghttp2_option_set_stream_reset_rate_limit(opt, 100'000, 10'000);
   int rv = role_ == Role::Client ? nghttp2_session_client_new2(&ng_, Callbacks::table(), this, opt)
                                  : nghttp2_session_server_new2(&ng_, Callbacks::table(), this, opt);
   nghttp2_option_del(opt);
   if (rv != 0) return errorf(ErrorKind::Internal, "nghttp2 session: {}", nghttp2_strerror(rv));
+  // Compressed HEADERS limit: twice the decoded limit leaves room for Huffman's worst case.
+  guard_.emplace(settings_.abuse, 2 * settings_.max_header_list + 1024, std::chrono::steady_clock::now());
 
   std::vector<nghttp2_settings_entry> iv = {
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.stream_window},
@@ -316,7 +349,7 @@ Result<void> Session::init() {
 asio::awaitable<Result<void>> Session::run() {
   using namespace asio::experimental::awaitable_operators;
   auto self = shared_from_this();
-  co_await (read_loop() && write_loop() && keepalive_loop());
+  co_await (read_loop() && write_loop() && keepalive_loop() && idle_loop());
   if (error_) co_return *error_;
   co_return ok();
 }
@@ -331,6 +364,9 @@ asio::awaitable<void> Session::read_loop() {
     return b;
   };
   auto in = new_block();
+  // After an error the GOAWAY is queued: input is read and dropped until the peer closes (or the linger
+  // closes the transport), so the peer is not reset before it can read why.
+  bool discarding = false;
   while (!dead_) {
     if (in.use_count() > 1) in = new_block();
     auto r = co_await transport_->read_some(in->space());
@@ -347,34 +383,98 @@ asio::awaitable<void> Session::read_loop() {
       if (clean) error_.reset();
       break;
     }
+    if (discarding) continue;
     bytes_read_ += *r;
     reading_ = &in;
     const ssize_t rv = nghttp2_session_mem_recv(ng_, in->bytes.get(), *r);
     reading_ = nullptr;
-    if (rv < 0) {
+    if (rv < 0 || abuse_) {
       // Protocol violations queue a GOAWAY inside nghttp2 (except a bad preface): flush it, then end.
-      spdlog::info("h2 {}: closing connection: {}", peer_, nghttp2_strerror(static_cast<int>(rv)));
-      if (!error_) error_ = errorf(ErrorKind::H2Protocol, "HTTP/2 error from {}: {}", peer_, nghttp2_strerror(static_cast<int>(rv)));
-      nghttp2_session_terminate_session(ng_, NGHTTP2_PROTOCOL_ERROR);
-      signal_write();
-      break;
+      // nghttp2's flood checks (outbound ACK queue, CONTINUATIONs) are abuse as the guard's are.
+      if (!abuse_ && rv == NGHTTP2_ERR_FLOODED)
+        abuse_ = Violation{kEnhanceYourCalm, "control frame flood: over 1000 PING/SETTINGS ACKs queued (nghttp2)"};
+      if (!abuse_ && rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+        abuse_ = Violation{kEnhanceYourCalm, fmt::format("CONTINUATION flood: over {} CONTINUATION frames in one header block",
+                                                         settings_.abuse.max_continuations)};
+      if (abuse_) {
+        end_for_abuse();
+      } else {
+        spdlog::info("h2 {}: closing connection: {}", peer_, nghttp2_strerror(static_cast<int>(rv)));
+        if (!error_) error_ = make_error(ErrorKind::H2Protocol, fmt::format("HTTP/2 error from {}: {}", peer_, nghttp2_strerror(static_cast<int>(rv))),
+                                         NGHTTP2_PROTOCOL_ERROR);
+        end_on_error(NGHTTP2_PROTOCOL_ERROR);
+      }
+      discarding = true;
+      continue;
     }
-    for (auto& s : accepted_) {
-      asio::co_spawn(ex_, [h = handler_, s]() -> asio::awaitable<void> {
-            co_await h(s);
-            co_await s->finish();
-          }, asio::detached);
+    start_handlers();
+    if (abuse_) {
+      end_for_abuse();
+      discarding = true;
+      continue;
     }
-    accepted_.clear();
     signal_write();
     if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) break;
     // Let the readers just woken run before decrypting more: the bytes they copy out of their stream
     // buffer are still in cache, and the buffers stay small.
     co_await asio::post(ex_, asio::use_awaitable);
   }
+  reader_done_ = true;
+  reader_done_wake_.notify();
+}
+
+void Session::arm_linger() {
+  if (linger_armed_) return;
+  linger_armed_ = true;
+  linger_timer_.expires_after(kLinger);
+  linger_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    if (ec) return;
+    if (auto self = weak.lock(); self && !self->closed_) {
+      self->fail_all(make_error(ErrorKind::Timeout, fmt::format("{} did not close the connection after our GOAWAY", self->peer_)));
+      self->transport_->close();  // fails the writer's write or the reader's read: both loops end
+    }
+  });
+}
+
+void Session::start_handlers() {
+  // Reset streams get no handler (a rapid-reset client sends HEADERS and RST_STREAM together); past the
+  // handler limit, requests are refused (RFC 9113 8.7: REFUSED_STREAM, safe to retry).
+  for (auto& s : accepted_) {
+    if (s->closed_) continue;
+    if (running_handlers_ >= settings_.max_concurrent_streams) {
+      s->reset(NGHTTP2_REFUSED_STREAM);
+      if (!abuse_) abuse_ = guard_->on_refused_stream(std::chrono::steady_clock::now());
+      continue;
+    }
+    ++running_handlers_;
+    last_activity_ = std::chrono::steady_clock::now();
+    asio::co_spawn(ex_, [h = handler_, s, session = weak_from_this()]() -> asio::awaitable<void> {
+          co_await h(s);
+          co_await s->finish();
+          if (auto self = session.lock()) {
+            --self->running_handlers_;
+            self->last_activity_ = std::chrono::steady_clock::now();
+          }
+        }, asio::detached);
+  }
+  accepted_.clear();
+}
+
+void Session::end_for_abuse() {
+  spdlog::warn("h2 {}: closing connection for abuse: {} (GOAWAY ENHANCE_YOUR_CALM)", peer_, abuse_->reason);
+  if (!error_) error_ = make_error(ErrorKind::H2Protocol, fmt::format("HTTP/2 peer {}: {}", peer_, abuse_->reason), static_cast<int>(abuse_->code));
+  end_on_error(abuse_->code);
+}
+
+void Session::end_on_error(std::uint32_t code) {
+  nghttp2_session_terminate_session(ng_, code);
+  goaway_sent_ = true;
+  signal_write();
+  arm_linger();  // a peer that neither reads our GOAWAY nor closes is cut off
 }
 
 asio::awaitable<void> Session::write_loop() {
+  bool flushed = true;  // every frame we serialised was written
   for (;;) {
     while (!dead_ && batched_ < settings_.write_batch) {
       const uint8_t* data = nullptr;
@@ -402,6 +502,7 @@ asio::awaitable<void> Session::write_loop() {
       batched_ = 0;
       if (!r) {
         fail_all(std::move(r).error());
+        flushed = false;
         break;
       }
       continue;
@@ -414,8 +515,39 @@ asio::awaitable<void> Session::write_loop() {
     }
     co_await write_wake_.wait();
   }
+  if (flushed && !reader_done_) {
+    // Our last frames (a GOAWAY included) are written: half-close, so they reach the peer ahead of any reset
+    // (TCP's abortive close, a tunnel's RST_STREAM), and wait for the peer to close its side (linger-bounded).
+    (void)co_await transport_->shutdown_write();
+    arm_linger();
+    while (!reader_done_) co_await reader_done_wake_.wait();
+  }
+  closed_ = true;
   transport_->close();  // wakes the reader if it is still waiting
   keepalive_timer_.cancel();
+  idle_timer_.cancel();
+  linger_timer_.cancel();
+}
+
+asio::awaitable<void> Session::idle_loop() {
+  const auto timeout = settings_.idle_timeout;
+  if (role_ != Role::Server || timeout.count() <= 0) co_return;
+  auto deadline = last_activity_ + timeout;
+  while (!dead_ && !goaway_sent_) {
+    idle_timer_.expires_at(deadline);
+    auto [ec] = co_await idle_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || dead_ || goaway_sent_) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (!streams_.empty() || running_handlers_ > 0) {
+      deadline = now + timeout;
+    } else if (last_activity_ + timeout > now) {
+      deadline = last_activity_ + timeout;
+    } else {
+      spdlog::debug("h2 {}: no stream for {} ms, closing (GOAWAY NO_ERROR)", peer_, timeout.count());
+      shutdown();
+      break;
+    }
+  }
 }
 
 asio::awaitable<void> Session::keepalive_loop() {
@@ -470,6 +602,7 @@ void Session::fail_all(const Error& why) {
   accepted_.clear();
   write_wake_.notify();
   keepalive_timer_.cancel();
+  idle_timer_.cancel();
 }
 
 void Session::consume(Stream& s, std::size_t n) {

@@ -11,6 +11,14 @@
 // - Malformed input: nghttp2 sends GOAWAY with the error code and the session ends; every stream gets
 //   an error. A PING not acknowledged within ping_timeout ends the session (Timeout).
 // - shutdown() sends GOAWAY(NO_ERROR): no new streams, existing ones finish, then the connection closes.
+// - Abuse (abuse_guard.h): every frame header passes the guard before nghttp2 parses the frame; a
+//   violation stops parsing at that frame and ends the connection with GOAWAY(ENHANCE_YOUR_CALM). Server:
+//   at most max_concurrent_streams handlers run at once (streams the peer reset while their handler still
+//   runs included); a request beyond that is refused (RST_STREAM REFUSED_STREAM) and counted.
+// - Closing: once our last frames (a GOAWAY included) are written, the transport is half-closed and the
+//   peer gets 1 s (the linger) to close its side; after an error, input is read and dropped meanwhile. A peer
+//   that neither reads nor closes is cut off at the linger. A server connection with no stream for
+//   idle_timeout gets GOAWAY(NO_ERROR).
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -24,6 +32,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/base/result.h"
+#include "common/h2/abuse_guard.h"
 #include "common/h2/headers.h"
 #include "common/h2/notify.h"
 #include "common/h2/settings.h"
@@ -77,6 +86,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::uint64_t data_received_lent() const noexcept { return data_lent_; }
   std::size_t lent_blocks() const noexcept { return *live_blocks_ > 0 ? *live_blocks_ - 1 : 0; }
 
+  // Why the connection was closed for abuse, if it was (tests, logs).
+  const std::optional<Violation>& abuse() const noexcept { return abuse_; }
+  std::size_t running_handlers() const noexcept { return running_handlers_; }
+
   void shutdown();                        // graceful: GOAWAY(NO_ERROR, last processed stream)
   void terminate(std::uint32_t error_code);  // GOAWAY(code), then close once flushed
 
@@ -89,6 +102,11 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::asio::awaitable<void> read_loop();
   boost::asio::awaitable<void> write_loop();
   boost::asio::awaitable<void> keepalive_loop();
+  boost::asio::awaitable<void> idle_loop();
+  void start_handlers();
+  void end_for_abuse();
+  void end_on_error(std::uint32_t code);
+  void arm_linger();
   void signal_write() noexcept { write_wake_.notify(); }
   void fail_all(const Error& why);
   void consume(Stream& s, std::size_t n);
@@ -119,6 +137,16 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<std::size_t> live_blocks_ = std::make_shared<std::size_t>(0);  // read blocks alive
   Notify write_wake_;
   boost::asio::steady_timer keepalive_timer_;
+  boost::asio::steady_timer idle_timer_;
+  Notify reader_done_wake_;
+  bool reader_done_ = false;  // read_loop has returned
+  bool closed_ = false;       // write_loop closed the transport
+  boost::asio::steady_timer linger_timer_;  // bounds the peer's time to read our final GOAWAY and close
+  bool linger_armed_ = false;
+  std::optional<AbuseGuard> guard_;
+  std::optional<Violation> abuse_;
+  std::size_t running_handlers_ = 0;  // server: handlers spawned and not yet finished
+  std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();  // a stream opened or closed
   std::chrono::steady_clock::time_point ping_sent_{};
   bool ping_outstanding_ = false;
   bool dead_ = false;

@@ -6,6 +6,18 @@
 
 namespace ambient::h2 {
 
+// Per-connection limits on peer behaviour (abuse_guard.h says what each one bounds).
+struct AbuseLimits {
+  std::uint32_t control_frame_burst = 1000;  // PING/SETTINGS/PRIORITY/unknown frames at once ...
+  std::uint32_t control_frames_per_second = 100;  // ... and sustained
+  std::uint32_t premature_reset_burst = 200;      // streams reset by the peer before our response
+  std::uint32_t premature_resets_per_second = 50;
+  std::uint32_t refused_stream_burst = 100;       // requests refused (stream/handler limit, header size, malformed)
+  std::uint32_t refused_streams_per_second = 10;
+  std::uint32_t max_empty_frames = 16;            // consecutive frames with no payload and no END flag
+  std::uint32_t max_continuations = 16;           // CONTINUATION frames after one HEADERS (nghttp2 enforces it)
+};
+
 struct Settings {
   std::uint32_t stream_window = 4u << 20;       // SETTINGS_INITIAL_WINDOW_SIZE we grant per stream
   std::uint32_t connection_window = 16u << 20;  // connection-level receive window we grant
@@ -16,6 +28,9 @@ struct Settings {
   std::chrono::milliseconds ping_timeout{20'000};   // no PING ACK within this → connection dropped
   // Output batching: the writer serialises frames until this many bytes are queued, then writes once.
   std::uint32_t write_batch = 256u << 10;
+  // Server: a connection with no stream for this long gets GOAWAY(NO_ERROR) and closes (0: never).
+  std::chrono::milliseconds idle_timeout{0};
+  AbuseLimits abuse;
 };
 
 }  // namespace ambient::h2

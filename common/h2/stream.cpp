@@ -45,6 +45,7 @@ Result<void> Stream::respond(int status, const Headers& extra, bool end_stream) 
   auto session = session_.lock();
   if (!session) return closed_error("respond");
   AMBIENT_TRY(session->submit_response(*this, hs, !end_stream));
+  responded_ = true;
   has_data_source_ = !end_stream;
   if (end_stream) local_end_ = true;
   return ok();

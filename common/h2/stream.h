@@ -117,6 +117,7 @@ class Stream {
   bool data_deferred_ = false;    // our data source returned DEFERRED; resume on new data/end
   bool has_data_source_ = false;  // request/response submitted with a data provider
   bool closed_ = false;           // nghttp2 closed the stream (or the session died)
+  bool responded_ = false;        // server: our response HEADERS were submitted
   bool reset_ = false;            // closed by RST_STREAM (reset_code_) or session failure
   bool locally_closed_ = false;   // close() was called: reads and writes now fail with Cancelled
   std::uint32_t reset_code_ = 0;

@@ -97,7 +97,10 @@ std::string policies_json(const WaypointConfig& c) {
 
 }  // namespace
 
-App::App(AppConfig config) : config_(std::move(config)) {}
+App::App(AppConfig config) : config_(std::move(config)) {
+  if (config_.max_connections == 0) config_.max_connections = net::ConnectionLimit::half_open_file_limit();
+  counters_.connections.set_max(config_.max_connections);
+}
 
 App::~App() {
   for (auto& w : workers_) {

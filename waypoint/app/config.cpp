@@ -57,7 +57,8 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
       .add({"pool-unused-release-timeout", "POOL_UNUSED_RELEASE_TIMEOUT", "5m", "idle pooled connections are closed after this"})
       .add({"connect-timeout", "CONNECT_TIMEOUT", "10s", "upstream connect timeout"})
       .add({"header-read-timeout", "WAYPOINT_HEADER_READ_TIMEOUT", "10s", "time a client has to send a request's head"})
-      .add({"idle-timeout", "WAYPOINT_IDLE_TIMEOUT", "1h", "a keep-alive connection without requests is closed after this"})
+      .add({"idle-timeout", "WAYPOINT_IDLE_TIMEOUT", "1h", "a connection (HTTP/1 keep-alive, HTTP/2, HBONE) without requests is closed after this"})
+      .add({"max-connections", "WAYPOINT_MAX_CONNECTIONS", "0", "downstream connections open at once; more are reset (0 = half the open-file limit)"})
       .add({"max-header-bytes", "WAYPOINT_MAX_HEADER_BYTES", "60Ki", "request line and headers, at most (431 beyond)"})
       .add({"max-headers", "WAYPOINT_MAX_HEADERS", "100", "header fields per request, at most (431 beyond)"})
       .add({"access-log", "WAYPOINT_ACCESS_LOG", "true", "one access-log line per request (metrics are recorded either way)"})
@@ -157,6 +158,9 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
   AMBIENT_TRY(ms("header-read-timeout", c.header_read_timeout));
   AMBIENT_TRY(ms("idle-timeout", c.idle_timeout));
   AMBIENT_TRY(ms("termination-deadline", c.termination_deadline));
+  auto mc = o.integer("max-connections", 0, 100'000'000);
+  if (!mc) return std::move(mc).error();
+  c.max_connections = static_cast<std::uint64_t>(*mc);
   auto hb = o.size("max-header-bytes");
   if (!hb) return std::move(hb).error();
   if (*hb < 1024 || *hb > (1u << 20)) return errorf(ErrorKind::InvalidArgument, "WAYPOINT_MAX_HEADER_BYTES {} is outside 1Ki..1Mi", *hb);

@@ -118,6 +118,7 @@ asio::awaitable<void> WaypointProxy::serve_http2(Tunnel& t, std::vector<std::uin
   h2::Settings s = config_.h2;
   s.max_concurrent_streams = 100;
   s.ping_interval = std::chrono::milliseconds(0);  // the HBONE connection underneath has its own keepalive
+  s.idle_timeout = config_.idle_timeout;            // as for HTTP/1 keep-alive: no request for this long
   auto self = shared_from_this();
   h2::Session::Handler handler = [self, tunnel](std::shared_ptr<h2::Stream> stream) {
     return self->serve_h2_request(tunnel, std::move(stream));

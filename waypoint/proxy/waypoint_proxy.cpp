@@ -124,11 +124,22 @@ asio::awaitable<void> WaypointProxy::accept_loop(tcp::acceptor& acc, bool proxy_
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
+    if (!counters_.connections.try_admit()) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - over_limit_logged_ >= std::chrono::seconds(1)) {
+        over_limit_logged_ = now;
+        spdlog::warn("{} listener: {} connections open, WAYPOINT_MAX_CONNECTIONS reached: resetting new connections ({} so far)",
+                     proxy_protocol ? "PROXY protocol" : "HBONE", counters_.connections.max(), counters_.connections.refused());
+      }
+      c->close();  // abortive (RST): the client fails at once
+      continue;
+    }
+    // The connection holds its slot until its coroutine ends (release_slot), on whichever worker serves it.
     (void)net::set_keepalive(c->socket().native_handle(), std::chrono::seconds(180), std::chrono::seconds(180), 9);
     if (proxy_protocol) {
-      asio::co_spawn(io_, serve_proxy_protocol(std::move(*c)), keep_alive());
+      asio::co_spawn(io_, serve_proxy_protocol(std::move(*c)), release_slot());
     } else if (!balancer_) {
-      asio::co_spawn(io_, serve_connection(std::move(*c)), keep_alive());
+      asio::co_spawn(io_, serve_connection(std::move(*c)), release_slot());
     } else {
       // To the worker with the fewest live HBONE connections (this one included).
       const std::size_t to = balancer_->pick();
@@ -138,7 +149,7 @@ asio::awaitable<void> WaypointProxy::accept_loop(tcp::acceptor& acc, bool proxy_
           balancer_->done(to);
           balancer_->add(index_);
         }
-        asio::co_spawn(io_, serve_balanced(std::move(*c)), keep_alive());
+        asio::co_spawn(io_, serve_balanced(std::move(*c)), release_slot());
       } else {
         const bool v6 = c->socket().local_endpoint().address().is_v6();
         const int fd = c->socket().release();
@@ -155,9 +166,10 @@ void WaypointProxy::adopt(int fd, bool v6) {
   if (ec) {
     ::close(fd);
     if (balancer_) balancer_->done(index_);
+    counters_.connections.release();
     return;
   }
-  asio::co_spawn(io_, serve_balanced(net::TcpStream(std::move(s))), keep_alive());
+  asio::co_spawn(io_, serve_balanced(net::TcpStream(std::move(s))), release_slot());
 }
 
 asio::awaitable<void> WaypointProxy::serve_balanced(net::TcpStream connection) {
@@ -176,6 +188,7 @@ asio::awaitable<void> WaypointProxy::serve_connection(net::TcpStream connection)
   hbone::ServeOptions opts;
   opts.h2 = config_.h2;
   opts.h2.max_concurrent_streams = 100;  // istiod's waypoint connect_terminate: fairness between connections
+  opts.h2.idle_timeout = config_.idle_timeout;  // an HBONE connection without tunnels
   opts.on_session = [this](const std::shared_ptr<h2::Session>& s) {
     std::erase_if(sessions_, [](const std::weak_ptr<h2::Session>& w) { return w.expired(); });
     sessions_.push_back(s);

@@ -35,6 +35,7 @@
 #include "common/hbone/pool.h"
 #include "common/hbone/tunnel.h"
 #include "common/identity/identity_manager.h"
+#include "common/net/connection_limit.h"
 #include "common/net/tcp_stream.h"
 #include "waypoint/app/config.h"
 #include "waypoint/proxy/connection_balancer.h"
@@ -53,6 +54,7 @@ struct WaypointCounters {
   std::atomic<std::uint64_t> live{0};        // tunnels in flight
   std::atomic<std::uint64_t> tunnels_total{0};
   std::atomic<std::uint64_t> requests_total{0};
+  net::ConnectionLimit connections;  // downstream connections open (WAYPOINT_MAX_CONNECTIONS)
 };
 
 class WaypointProxy : public std::enable_shared_from_this<WaypointProxy> {
@@ -107,6 +109,10 @@ class WaypointProxy : public std::enable_shared_from_this<WaypointProxy> {
   auto keep_alive() {
     return [self = shared_from_this()](std::exception_ptr) {};
   }
+  // Completion token of an admitted downstream connection's coroutine: holds the proxy, frees the slot.
+  auto release_slot() {
+    return [self = shared_from_this()](std::exception_ptr) { self->counters_.connections.release(); };
+  }
   struct LiveTunnel;  // counts a live tunnel and holds its closer (waypoint_proxy.cpp)
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor, bool proxy_protocol);
   boost::asio::awaitable<void> serve_connection(net::TcpStream connection);
@@ -154,6 +160,7 @@ class WaypointProxy : public std::enable_shared_from_this<WaypointProxy> {
   std::list<boost::asio::ip::tcp::acceptor> acceptors_;  // stable addresses: accept loops hold references
   std::uint16_t port_ = 0, proxy_port_ = 0;
   bool accepting_ = true;
+  std::chrono::steady_clock::time_point over_limit_logged_{};
   std::unordered_map<std::string, std::vector<std::unique_ptr<UpstreamConn>>> idle_;  // by target authority
   std::unordered_map<std::string, std::vector<std::shared_ptr<h2::Session>>> h2_upstreams_;  // by target authority
   std::unordered_map<std::uint64_t, std::function<void()>> live_;                     // closers of live tunnels

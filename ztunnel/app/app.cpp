@@ -32,7 +32,10 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
 
 }  // namespace
 
-App::App(Config config) : config_(std::move(config)) {}
+App::App(Config config) : config_(std::move(config)) {
+  if (config_.max_connections == 0) config_.max_connections = net::ConnectionLimit::half_open_file_limit();
+  counters_.connections.set_max(config_.max_connections);
+}
 
 App::~App() {
   for (auto& w : workers_) {

@@ -58,6 +58,9 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
       .add({"h2-connection-window", "HTTP2_CONNECTION_WINDOW_SIZE", "16Mi", "HTTP/2 connection receive window"})
       .add({"h2-frame-size", "HTTP2_FRAME_SIZE", "1Mi", "HTTP/2 max frame size we accept"})
       .add({"connect-timeout", "CONNECT_TIMEOUT", "10s", "TCP connect timeout"})
+      .add({"max-connections", "MAX_CONNECTIONS", "0", "connections accepted at once, all listeners; more are reset (0 = half the open-file limit)"})
+      .add({"hbone-handshake-timeout", "HBONE_HANDSHAKE_TIMEOUT", "10s", "an inbound HBONE connection must finish mTLS within this"})
+      .add({"hbone-idle-timeout", "HBONE_IDLE_TIMEOUT", "10m", "an inbound HBONE connection without tunnels is closed after this (0s = never)"})
       .add({"termination-deadline", "CONNECTION_TERMINATION_DEADLINE", "5s", "drain time for live connections on SIGTERM"})
       .add({"log-level", "LOG_LEVEL", "info", "trace|debug|info|warn|error"})
       .add({"log-format", "LOG_FORMAT", "plain", "plain | json"});
@@ -180,6 +183,16 @@ Result<Config> load_config(int argc, const char* const* argv, std::string* help_
   auto ct = o.duration("connect-timeout");
   if (!ct) return std::move(ct).error();
   c.connect_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*ct);
+  auto mc = o.integer("max-connections", 0, 100'000'000);
+  if (!mc) return std::move(mc).error();
+  c.max_connections = static_cast<std::uint64_t>(*mc);
+  auto hs = o.duration("hbone-handshake-timeout");
+  if (!hs) return std::move(hs).error();
+  c.hbone_handshake_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*hs);
+  if (c.hbone_handshake_timeout.count() <= 0) return errorf(ErrorKind::InvalidArgument, "HBONE_HANDSHAKE_TIMEOUT must be positive");
+  auto hi = o.duration("hbone-idle-timeout");
+  if (!hi) return std::move(hi).error();
+  c.h2.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*hi);
   auto td = o.duration("termination-deadline");
   if (!td) return std::move(td).error();
   c.termination_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(*td);

@@ -65,6 +65,9 @@ struct Config {
   std::chrono::milliseconds pool_unused_release_timeout{5 * 60 * 1000};  // POOL_UNUSED_RELEASE_TIMEOUT
   h2::Settings h2;                                // HTTP2_STREAM_WINDOW_SIZE, HTTP2_CONNECTION_WINDOW_SIZE, HTTP2_FRAME_SIZE
   std::chrono::milliseconds connect_timeout{10'000};
+  // Resource bounds. h2.idle_timeout (HBONE_IDLE_TIMEOUT) closes inbound HBONE connections without tunnels.
+  std::uint64_t max_connections = 0;                         // MAX_CONNECTIONS; 0: half the open-file limit (net::ConnectionLimit)
+  std::chrono::milliseconds hbone_handshake_timeout{10'000};  // HBONE_HANDSHAKE_TIMEOUT: TCP accept → mTLS done
 
   // Lifecycle and logs.
   std::chrono::milliseconds termination_deadline{5'000};  // CONNECTION_TERMINATION_DEADLINE

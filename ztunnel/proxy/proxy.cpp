@@ -215,6 +215,7 @@ asio::awaitable<void> Proxy::accept_loop(tcp::acceptor acceptor, int kind) {
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
+    if (over_connection_limit(*c, kind)) continue;
     (void)net::set_keepalive(c->socket().native_handle(), std::chrono::seconds(180), std::chrono::seconds(180), 9);
     switch (kind) {
       case kOutbound: {
@@ -222,22 +223,35 @@ asio::awaitable<void> Proxy::accept_loop(tcp::acceptor acceptor, int kind) {
         if (!orig) {
           spdlog::warn("outbound: connection from {} has no original destination ({}); closing",
                        format_endpoint(c->peer()), orig.error());
+          counters_.connections.release();
           continue;
         }
-        asio::co_spawn(io_, serve_outbound(std::move(*c), from_endpoint(*orig), false), keep_alive());
+        asio::co_spawn(io_, serve_outbound(std::move(*c), from_endpoint(*orig), false), release_slot());
         break;
       }
       case kSocks5:
-        asio::co_spawn(io_, serve_outbound(std::move(*c), SocketAddr{}, true), keep_alive());
+        asio::co_spawn(io_, serve_outbound(std::move(*c), SocketAddr{}, true), release_slot());
         break;
       case kInbound:
-        asio::co_spawn(io_, serve_inbound(std::move(*c)), keep_alive());
+        asio::co_spawn(io_, serve_inbound(std::move(*c)), release_slot());
         break;
       case kInboundPlaintext:
-        asio::co_spawn(io_, serve_inbound_plaintext(std::move(*c)), keep_alive());
+        asio::co_spawn(io_, serve_inbound_plaintext(std::move(*c)), release_slot());
         break;
     }
   }
+}
+
+bool Proxy::over_connection_limit(net::TcpStream& connection, int kind) {
+  if (counters_.connections.try_admit()) return false;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - over_limit_logged_ >= std::chrono::seconds(1)) {
+    over_limit_logged_ = now;
+    spdlog::warn("{} listener: {} connections open, MAX_CONNECTIONS reached: resetting new connections ({} so far)",
+                 kListenerNames[kind], counters_.connections.max(), counters_.connections.refused());
+  }
+  connection.close();  // abortive (RST): the client fails at once
+  return true;
 }
 
 asio::awaitable<Result<std::shared_ptr<h2::Session>>> Proxy::dial(std::shared_ptr<DialContext> ctx, hbone::PoolKey key) {
@@ -630,8 +644,9 @@ asio::awaitable<void> Proxy::serve_inbound(net::TcpStream connection) {
     co_await relay_inbound(*stream, *app, handle, rec, started, conn, dst->uid());
   };
   hbone::ServeOptions options;
-  options.h2 = config_.h2;
+  options.h2 = config_.h2;  // with HBONE_IDLE_TIMEOUT
   options.h2.max_concurrent_streams = 200;
+  options.handshake_timeout = config_.hbone_handshake_timeout;
   options.on_session = [this](const std::shared_ptr<h2::Session>& s) {
     std::erase_if(inbound_sessions_, [](const std::weak_ptr<h2::Session>& w) { return w.expired(); });
     if (!accepting_) s->shutdown();  // accepted just before the drain began

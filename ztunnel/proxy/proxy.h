@@ -22,6 +22,7 @@
 
 #include "common/base/result.h"
 #include "common/hbone/pool.h"
+#include "common/net/connection_limit.h"
 #include "common/net/tcp_stream.h"
 #include "common/rbac/connection.h"
 #include "common/state/snapshot.h"
@@ -47,6 +48,7 @@ struct ProxyCounters {
   std::atomic<std::uint64_t> outbound_total{0};
   std::atomic<std::uint64_t> inbound_total{0};
   std::atomic<std::uint64_t> denied_total{0};
+  net::ConnectionLimit connections;  // accepted downstream sockets open, all listeners (MAX_CONNECTIONS)
 };
 
 // Lifetime: always owned by a shared_ptr. Every coroutine it starts (accept loops, connections, HBONE stream
@@ -99,6 +101,13 @@ class Proxy : public std::enable_shared_from_this<Proxy> {
   auto keep_alive() {
     return [self = shared_from_this()](std::exception_ptr) {};
   }
+  // Completion token of an accepted connection's coroutine: holds the proxy, frees the connection's slot.
+  auto release_slot() {
+    return [self = shared_from_this()](std::exception_ptr) { self->counters_.connections.release(); };
+  }
+  // True when MAX_CONNECTIONS is reached: the new connection is reset (logged at most once a second).
+  // Otherwise the connection holds a slot until release_slot() runs.
+  bool over_connection_limit(net::TcpStream& connection, int kind);
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor acceptor, int kind);
   boost::asio::awaitable<void> serve_outbound(net::TcpStream app, SocketAddr original, bool socks);
   boost::asio::awaitable<void> serve_inbound(net::TcpStream connection);
@@ -144,6 +153,7 @@ class Proxy : public std::enable_shared_from_this<Proxy> {
   std::unordered_map<std::uint64_t, AuthorizedInbound> authorized_;
   std::vector<std::weak_ptr<h2::Session>> inbound_sessions_;  // for GOAWAY on drain; pruned as they die
   std::uint64_t next_live_ = 1;
+  std::chrono::steady_clock::time_point over_limit_logged_{};
   bool accepting_ = true;
   std::uint64_t random_state_;
 };

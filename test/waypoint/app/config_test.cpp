@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -109,5 +110,22 @@ TEST_SUITE("waypoint/app/config") {
     CHECK(defaults->control_plane.ca_address.empty());  // the built-in CA
     CHECK(defaults->control_plane.xds_root_ca == "/var/run/secrets/istio/root-cert.pem");
     CHECK(defaults->control_plane.cluster_id == "Kubernetes");
+  }
+
+  TEST_CASE("resource bounds: WAYPOINT_MAX_CONNECTIONS, WAYPOINT_IDLE_TIMEOUT") {
+    auto c = load({"--local-config=/tmp/mesh.yaml"});
+    REQUIRE(c);
+    CHECK(c->max_connections == 0);  // the App derives it from the open-file limit
+    CHECK(c->idle_timeout == std::chrono::hours(1));
+    c = load({"--local-config=/tmp/mesh.yaml", "--max-connections=300", "--idle-timeout=90s"});
+    REQUIRE(c);
+    CHECK(c->max_connections == 300);
+    CHECK(c->idle_timeout == std::chrono::seconds(90));
+    for (const char* bad : {"--max-connections=-5", "--max-connections=many"}) {
+      CAPTURE(bad);
+      auto r = load({"--local-config=/tmp/mesh.yaml", bad});
+      REQUIRE_FALSE(r.has_value());
+      CHECK_MESSAGE(r.error().context.find("--max-connections") != std::string::npos, r.error().context);
+    }
   }
 }

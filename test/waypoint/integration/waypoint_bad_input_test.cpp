@@ -1,11 +1,15 @@
 // The waypoint against bad input and failing upstreams, in the loopback mesh (test/waypoint/support/waypoint_mesh.h):
 // malformed requests get 400, oversized heads 431, a slow client 408 at the header read timeout; an upstream
 // that refuses or resets gets 503 with Envoy's response flags (after the retry budget); nothing hangs. Opaque
-// TCP (no HTTP in the tunnel) flows with L4 policy only, and an HTTP-only DENY rule holds for it.
+// TCP (no HTTP in the tunnel) flows with L4 policy only, and an HTTP-only DENY rule holds for it. HTTP/2 abuse
+// (floods, rapid reset) on 15008 and inside tunnels ends the abusive connection with GOAWAY(ENHANCE_YOUR_CALM).
 #include <doctest/doctest.h>
 
 #include <string>
 
+#include "test/support/h2_frames.h"
+#include "test/support/hbone_attack.h"
+#include "test/support/run_coro.h"
 #include "test/support/wait.h"
 #include "test/waypoint/support/waypoint_mesh.h"
 
@@ -153,4 +157,75 @@ TEST_CASE("waypoint opaque TCP: bytes flow both ways with L4 policy; an HTTP-onl
     const std::size_t n = c.socket().read_some(boost::asio::buffer(buf), ec);
     CHECK((ec || n == 0));  // closed without an echo
   }
+}
+
+TEST_CASE("waypoint HTTP/2 abuse: floods and rapid resets get GOAWAY(ENHANCE_YOUR_CALM), on 15008 and inside tunnels") {
+  namespace hf = ambient::test::h2frames;
+  Mesh m;
+  std::string rapid_reset = hf::settings();
+  for (std::uint32_t i = 0; i < 3000; ++i) {
+    const std::string block = hf::hpack_block({{":method", "GET"}, {":scheme", "http"}, {":path", "/"}, {":authority", "echo"}});
+    rapid_reset += hf::headers(2 * i + 1, block, hf::kEndHeaders | hf::kEndStream) + hf::rst_stream(2 * i + 1, 0x8);
+  }
+  std::string ping_flood = hf::settings();
+  for (int i = 0; i < 20000; ++i) ping_flood += hf::ping(static_cast<std::uint64_t>(i));
+  auto check_goaway = [](const hf::ServerFrames& f) {
+    REQUIRE(f.goaway_code.has_value());
+    CHECK(*f.goaway_code == 0xb);  // ENHANCE_YOUR_CALM
+    CHECK(f.ping_acks <= 1100);
+    CHECK(f.goaway_last_stream <= 2 * 260 + 1);
+  };
+  SUBCASE("h2c inside the tunnel (the app's HTTP/2 to a service)") {
+    for (const auto* attack : {&rapid_reset, &ping_flood}) {
+      CAPTURE((attack == &rapid_reset ? "rapid reset" : "PING flood"));
+      auto c = m.connect();
+      REQUIRE(c.ok());
+      const std::string out = raw_exchange(c, std::string(hf::kPreface) + *attack);
+      check_goaway(hf::parse_server_frames(std::vector<std::uint8_t>(out.begin(), out.end())));
+    }
+    CHECK(m.v1->requests() + m.v2->requests() < 300);
+  }
+  SUBCASE("the waypoint's HBONE port, from a workload with a mesh certificate") {
+    auto ctx = mesh_client_context(m.cacerts, tls::SpiffeId{"cluster.local", "demo", "client"});
+    std::string connect_reset = hf::settings();
+    for (std::uint32_t i = 0; i < 3000; ++i)
+      connect_reset += hf::headers(2 * i + 1, hf::connect_block("127.10.0.20:80")) + hf::rst_stream(2 * i + 1, 0x8);
+    boost::asio::io_context io;
+    for (const auto* attack : {&connect_reset, &ping_flood}) {
+      CAPTURE((attack == &connect_reset ? "rapid reset" : "PING flood"));
+      auto r = run_coro(io, attack_hbone({boost::asio::ip::make_address("127.0.0.4"), 15008}, ctx.get(),
+                                         "spiffe://cluster.local/ns/demo/sa/waypoint", *attack, 5s));
+      CHECK(r.closed);
+      check_goaway(r.frames);
+    }
+  }
+  // The waypoint still routes a normal request.
+  auto c = m.connect();
+  REQUIRE(c.ok());
+  const std::string out = raw_exchange(c, "GET / HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n");
+  CHECK(out.starts_with("HTTP/1.1 200 "));
+}
+
+TEST_CASE("WAYPOINT_MAX_CONNECTIONS: a connection past the cap is reset at accept; pooled tunnels keep working") {
+  MeshOptions o;
+  o.max_connections = 1;
+  Mesh m(o);
+  auto get = [&] {
+    auto c = m.connect();
+    REQUIRE(c.ok());
+    return raw_exchange(c, "GET / HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n");
+  };
+  CHECK(get().starts_with("HTTP/1.1 200 "));  // the client ztunnel's pooled HBONE connection: the one slot
+  CHECK(m.wp->app->counters().connections.open() == 1);
+  // A second connection to 15008 is reset at once (no TLS handshake is attempted).
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket extra(io);
+  extra.connect({boost::asio::ip::make_address("127.0.0.4"), 15008});
+  std::array<char, 16> buf{};
+  boost::system::error_code ec;
+  const auto n = extra.read_some(boost::asio::buffer(buf), ec);
+  CHECK(n == 0);
+  CHECK(ec);  // connection reset (or EOF): nothing was served
+  CHECK(m.wp->app->counters().connections.refused() == 1);
+  CHECK(get().starts_with("HTTP/1.1 200 "));  // the pooled connection still carries new tunnels
 }

@@ -188,3 +188,34 @@ TEST_CASE("config: outside Kubernetes nothing is assumed") {
   REQUIRE_FALSE(args.has_value());
   CHECK(args.error().context.find("unexpected argument 'proxy'") != std::string::npos);
 }
+
+TEST_CASE("config: resource bounds (MAX_CONNECTIONS, HBONE_HANDSHAKE_TIMEOUT, HBONE_IDLE_TIMEOUT)") {
+  auto c = load({"--workload-info=ns/a/sa", "--local-config=/tmp/x.yaml"});
+  REQUIRE(c);
+  CHECK(c->max_connections == 0);  // the App derives it from the open-file limit
+  CHECK(c->hbone_handshake_timeout == std::chrono::seconds(10));
+  CHECK(c->h2.idle_timeout == std::chrono::minutes(10));
+  c = load({"--workload-info=ns/a/sa", "--local-config=/tmp/x.yaml", "--max-connections=5000", "--hbone-handshake-timeout=2s",
+            "--hbone-idle-timeout=0s"});
+  REQUIRE(c);
+  CHECK(c->max_connections == 5000);
+  CHECK(c->hbone_handshake_timeout == std::chrono::seconds(2));
+  CHECK(c->h2.idle_timeout.count() == 0);
+  struct Row {
+    const char* flag;
+    const char* error_part;
+  };
+  const Row rows[] = {
+      {"--max-connections=-1", "--max-connections"},
+      {"--max-connections=lots", "--max-connections"},
+      {"--hbone-handshake-timeout=0s", "HBONE_HANDSHAKE_TIMEOUT must be positive"},
+      {"--hbone-handshake-timeout=10", "number without a unit"},
+      {"--hbone-idle-timeout=soon", "--hbone-idle-timeout"},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.flag);
+    auto bad = load({"--workload-info=ns/a/sa", "--local-config=/tmp/x.yaml", row.flag});
+    REQUIRE_FALSE(bad.has_value());
+    CHECK_MESSAGE(bad.error().context.find(row.error_part) != std::string::npos, bad.error().context);
+  }
+}

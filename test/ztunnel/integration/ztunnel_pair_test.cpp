@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <functional>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -9,6 +11,9 @@
 #include "common/base/log.h"
 #include "common/net/tcp_stream.h"
 #include "test/common/h2/h2_fixture.h"  // pattern()
+#include "test/support/h2_frames.h"
+#include "test/support/hbone_attack.h"
+#include "test/support/paths.h"
 #include "test/support/run_coro.h"
 #include "test/ztunnel/support/mesh_clients.h"
 #include "test/ztunnel/support/ztunnel_pair.h"
@@ -62,13 +67,20 @@ struct Pair {
   EchoApp echo{"127.0.0.3"};
   AccessLogCapture log;
   std::unique_ptr<RunningZtunnel> server, client;
-  explicit Pair(unsigned workers = 1) {
+  // `tweak` adjusts both configs (e.g. `if (c.bind_address == server_ip) ...`).
+  explicit Pair(unsigned workers = 1, const std::function<void(ztunnel::Config&)>& tweak = {}) {
     (void)ambient::log::set_level("warn");  // keep the test output short...
     telemetry::access_logger()->set_level(spdlog::level::debug);  // ...but capture every access record
     write_cacerts(dir + "/cacerts");
     std::ofstream(dir + "/mesh.yaml") << mesh_yaml(echo.port());
-    server = std::make_unique<RunningZtunnel>(pair_config(dir + "/mesh.yaml", dir + "/cacerts", "127.0.0.3", "demo/server/server", workers));
-    client = std::make_unique<RunningZtunnel>(pair_config(dir + "/mesh.yaml", dir + "/cacerts", "127.0.0.2", "demo/client/client", workers));
+    auto server_config = pair_config(dir + "/mesh.yaml", dir + "/cacerts", "127.0.0.3", "demo/server/server", workers);
+    auto client_config = pair_config(dir + "/mesh.yaml", dir + "/cacerts", "127.0.0.2", "demo/client/client", workers);
+    if (tweak) {
+      tweak(server_config);
+      tweak(client_config);
+    }
+    server = std::make_unique<RunningZtunnel>(std::move(server_config));
+    client = std::make_unique<RunningZtunnel>(std::move(client_config));
   }
   ~Pair() {
     client.reset();
@@ -250,5 +262,139 @@ TEST_SUITE("ztunnel/integration/pair") {
       co_return !s.has_value();
     }());
     CHECK(refused);
+  }
+
+  TEST_CASE("HTTP/2 abuse on 15008 from a meshed peer: GOAWAY(ENHANCE_YOUR_CALM), other tunnels unaffected") {
+    namespace hf = ambient::test::h2frames;
+    Pair pair;
+    // A workload with a valid mesh certificate (same CA) that floods the server ztunnel's HBONE port.
+    auto ctx = mesh_client_context(pair.dir + "/cacerts", tls::SpiffeId{"cluster.local", "demo", "client"});
+    const std::string target = fmt::format("127.0.0.3:{}", pair.echo.port());
+    std::string rapid_reset = hf::settings();
+    for (std::uint32_t i = 0; i < 3000; ++i)
+      rapid_reset += hf::headers(2 * i + 1, hf::connect_block(target)) + hf::rst_stream(2 * i + 1, 0x8);
+    std::string ping_flood = hf::settings();
+    for (int i = 0; i < 20000; ++i) ping_flood += hf::ping(static_cast<std::uint64_t>(i));
+    asio::io_context io;
+    for (const auto* attack : {&rapid_reset, &ping_flood}) {
+      CAPTURE((attack == &rapid_reset ? "rapid reset" : "PING flood"));
+      auto r = run_coro(io, attack_hbone({asio::ip::make_address("127.0.0.3"), 15008}, ctx.get(),
+                                         "spiffe://cluster.local/ns/demo/sa/server", *attack, 5s));
+      CHECK(r.closed);
+      REQUIRE(r.frames.goaway_code.has_value());
+      CHECK(*r.frames.goaway_code == 0xb);  // ENHANCE_YOUR_CALM
+      CHECK(r.frames.ping_acks <= 1100);
+      CHECK(r.frames.goaway_last_stream <= 2 * 260 + 1);
+    }
+    // Few rapid-reset streams reached the app; the mesh still carries a normal tunnel byte-exact.
+    auto got = run_coro(io, [&]() -> asio::awaitable<Result<std::vector<std::uint8_t>>> {
+      auto c = co_await socks_connect("127.0.0.3", pair.echo.port());
+      if (!c) co_return c.error();
+      co_return co_await echo_through(c->second, pattern(1 << 20, 8));
+    }());
+    REQUIRE_MESSAGE(got.has_value(), (got ? "" : got.error().message()));
+    CHECK((*got == pattern(1 << 20, 8)));
+    CHECK(pair.server->app->counters().inbound_total.load() < 300);
+  }
+
+  TEST_CASE("MAX_CONNECTIONS: connections past the cap are reset at once; a slot frees when one closes") {
+    Pair pair(1, [](ztunnel::Config& c) {
+      if (c.bind_address == asio::ip::make_address("127.0.0.2")) c.max_connections = 4;
+    });
+    asio::io_context io;
+    run_coro(io, [&]() -> asio::awaitable<void> {
+      std::vector<net::TcpStream> held;
+      for (int i = 0; i < 4; ++i) {
+        auto c = co_await socks_connect("127.0.0.3", pair.echo.port());
+        REQUIRE(c);
+        CHECK(c->first == 0);
+        held.push_back(std::move(c->second));
+      }
+      CHECK(pair.client->app->counters().connections.open() == 4);
+      const auto started = std::chrono::steady_clock::now();
+      auto fifth = co_await socks_connect("127.0.0.3", pair.echo.port());
+      CHECK_FALSE(fifth.has_value());  // reset before the SOCKS5 greeting is answered
+      CHECK(std::chrono::steady_clock::now() - started < 1s);
+      CHECK(pair.client->app->counters().connections.refused() == 1);
+      held.front().close();
+      CHECK(wait_for([&] { return pair.client->app->counters().connections.open() == 3; }));
+      auto again = co_await socks_connect("127.0.0.3", pair.echo.port());
+      REQUIRE(again);
+      auto got = co_await echo_through(again->second, pattern(100'000, 4));
+      REQUIRE(got);
+      CHECK((*got == pattern(100'000, 4)));
+    }());
+  }
+
+  TEST_CASE("slowloris on 15008: stalled TLS handshakes are cut at HBONE_HANDSHAKE_TIMEOUT, tunnels flow, no fd leak") {
+    Pair pair(1, [](ztunnel::Config& c) {
+      if (c.bind_address == asio::ip::make_address("127.0.0.3")) c.hbone_handshake_timeout = 300ms;
+    });
+    asio::io_context io;
+    // One tunnel first: the pooled HBONE connection and this io_context's reactor exist before the count.
+    run_coro(io, [&]() -> asio::awaitable<void> {
+      auto c = co_await socks_connect("127.0.0.3", pair.echo.port());
+      REQUIRE(c);
+      REQUIRE(co_await echo_through(c->second, pattern(1000, 10)));
+    }());
+    CHECK(wait_for([&] { return pair.server->app->counters().live.load() == 0; }));
+    const int fds_before = open_fd_count();
+    run_coro(io, [&]() -> asio::awaitable<void> {
+      using namespace asio::experimental::awaitable_operators;
+      // 100 connections that send 5 bytes of a TLS record header and then nothing.
+      std::vector<net::TcpStream> slow;
+      for (int i = 0; i < 100; ++i) {
+        auto c = co_await net::connect({asio::ip::make_address("127.0.0.3"), 15008}, 5s);
+        REQUIRE(c);
+        const std::uint8_t dribble[] = {0x16, 0x03, 0x01, 0x02, 0x00};
+        REQUIRE(co_await c->write_all(dribble));
+        slow.push_back(std::move(*c));
+      }
+      const auto started = std::chrono::steady_clock::now();
+      // Meanwhile a real tunnel is served.
+      auto c = co_await socks_connect("127.0.0.3", pair.echo.port());
+      REQUIRE(c);
+      auto got = co_await echo_through(c->second, pattern(1 << 20, 11));
+      REQUIRE(got);
+      CHECK((*got == pattern(1 << 20, 11)));
+      // Every stalled connection is closed by the server.
+      int closed = 0;
+      for (auto& s : slow) {
+        std::uint8_t buf[64];
+        auto n = co_await (s.read_some(buf) || sleep_for(3s));
+        if (n.index() == 0) {
+          auto& r = std::get<0>(n);
+          if (!r || *r == 0) ++closed;
+        }
+      }
+      const auto took = std::chrono::steady_clock::now() - started;
+      CHECK(closed == 100);
+      CHECK(took < 3s);
+      for (auto& s : slow) s.close();
+    }());
+    // Nothing leaked: the process (test, both ztunnels, the echo app) is back to its descriptors.
+    INFO("fds before " << fds_before << ", after " << open_fd_count());
+    CHECK(wait_for([&] { return open_fd_count() <= fds_before; }, 5s));
+  }
+
+  TEST_CASE("HBONE_IDLE_TIMEOUT: the server closes an inbound HBONE connection that carried no tunnel for the timeout") {
+    Pair pair(1, [](ztunnel::Config& c) {
+      if (c.bind_address == asio::ip::make_address("127.0.0.3")) c.h2.idle_timeout = 300ms;
+    });
+    asio::io_context io;
+    auto tunnel = [&](std::uint32_t seed) {
+      return run_coro(io, [&]() -> asio::awaitable<Result<std::vector<std::uint8_t>>> {
+        auto c = co_await socks_connect("127.0.0.3", pair.echo.port());
+        if (!c) co_return c.error();
+        co_return co_await echo_through(c->second, pattern(10'000, seed));
+      }());
+    };
+    REQUIRE(tunnel(1));
+    CHECK(pair.client->app->pool_stats().connections == 1);
+    // The client's pool keeps it for 5 minutes; the server's idle timeout ends it first (GOAWAY NO_ERROR).
+    CHECK(wait_for([&] { return pair.client->app->pool_stats().connections == 0; }, 3s));
+    auto again = tunnel(2);  // the pool dials a new connection
+    REQUIRE(again);
+    CHECK((*again == pattern(10'000, 2)));
   }
 }
