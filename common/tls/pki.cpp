@@ -1,5 +1,6 @@
 #include "common/tls/pki.h"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <limits>
@@ -104,7 +105,11 @@ Result<SystemTime> asn1_to_time(const ASN1_TIME* t, std::string_view what) {
   int secs = 0;
   if (!t || !epoch || !ASN1_TIME_diff(&days, &secs, epoch.get(), t))
     return ssl_error(ErrorKind::Certificate, fmt::format("certificate {} is not a valid time", what));
-  return SystemTime(std::chrono::seconds(static_cast<std::int64_t>(days) * 86400 + secs));
+  // SystemTime is a 64-bit count of nanoseconds in libstdc++ (years 1677..2262); RFC 5280's "no expiry"
+  // 99991231235959Z lies past that: times outside the representable range are clamped to it, not overflowed.
+  constexpr std::int64_t kMax = std::chrono::duration_cast<std::chrono::seconds>(SystemTime::duration::max()).count();
+  const std::int64_t since_epoch = static_cast<std::int64_t>(days) * 86400 + secs;
+  return SystemTime(std::chrono::seconds(std::clamp(since_epoch, -kMax, kMax)));
 }
 
 }  // namespace
@@ -418,6 +423,7 @@ std::string serial_hex(const X509* cert) {
 
 bool is_ca_certificate(X509* cert) {
   const uint32_t flags = X509_get_extension_flags(cert);  // also parses and caches the extensions
+  ERR_clear_error();  // an undecodable extension is EXFLAG_INVALID, not an error left for the next caller
   if (flags & EXFLAG_INVALID) return false;
   // X509_get_key_usage is all-ones when keyUsage is absent.
   return (flags & EXFLAG_CA) != 0 && (X509_get_key_usage(cert) & KU_KEY_CERT_SIGN) != 0;
