@@ -3,8 +3,12 @@
 #
 #   ./setup.sh demo   install packages, build, run the main job on the embedded default (two ztunnels)
 #   ./setup.sh hbone-demo   the foundation's two-process HBONE tunnel demo
-#   ./setup.sh test   install packages, build (warnings are errors), run every test suite, then the same
-#                     suites under ASan+UBSan (SANITIZE=0 skips that pass)
+#   ./setup.sh test   install packages; one clang build (warnings are errors) with ASan+UBSan+LSan and libFuzzer
+#                     coverage in ./build-ci; every test suite on it; then each libFuzzer target for
+#                     FUZZ_SECONDS (default 20) from its checked-in corpus. SANITIZE=0: the plain build
+#                     (./build, GCC) and its tests only.
+#   ./setup.sh tsan   clang ThreadSanitizer build of the ztunnel and waypoint suites (./build-tsan), then their
+#                     multi-worker integration tests under TSan
 #   ./setup.sh deps   only install the Debian packages
 #   ./setup.sh build  install packages and build
 #
@@ -100,21 +104,48 @@ install_chart_test_tools() {
 }
 
 run_tests() {
-  build
-  install_chart_test_tools
-  echo "setup: running the test suites"
-  (cd "$BUILD_DIR" && ctest --output-on-failure -j 1 --timeout 1200)
-  # The same suites again under AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer): memory errors,
-  # undefined behaviour and leaks fail the run. SANITIZE=0 skips this second pass.
-  if [ "${SANITIZE:-1}" != "0" ]; then
-    local asan_dir="${BUILD_DIR}-asan"
-    cmake -S "$ROOT" -B "$asan_dir" -G Ninja -DAMBIENT_WERROR=ON -DAMBIENT_SANITIZE=ON -DAMBIENT_BUILD_BENCH=OFF >/dev/null
-    echo "setup: building the ASan+UBSan suites in $asan_dir"
-    ninja -C "$asan_dir" -j "$JOBS"
-    echo "setup: running the test suites under ASan+UBSan"
-    (cd "$asan_dir" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-      ctest --output-on-failure -j 1 --timeout 1200 -E '^test_charts$')  # no C++ in the chart tests
+  if [ "${SANITIZE:-1}" = "0" ]; then
+    build
+    install_chart_test_tools
+    echo "setup: running the test suites"
+    (cd "$BUILD_DIR" && ctest --output-on-failure -j 1 --timeout 1200)
+    return
   fi
+  install_deps
+  install_chart_test_tools
+  # One build serves the whole run: every library and test instrumented with ASan+UBSan (+LSan at exit) and
+  # libFuzzer's coverage, the fuzz targets linked against the same objects (test/fuzz/CMakeLists.txt).
+  # -O1 with line tables only: symbolized stacks at a fraction of the -O2 -g compile time.
+  local dir=${CI_BUILD_DIR:-$ROOT/build-ci}
+  local flags="-O1 -gline-tables-only -DNDEBUG"
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DAMBIENT_FUZZ=ON \
+    -DAMBIENT_WERROR=ON -DCMAKE_C_FLAGS_RELWITHDEBINFO="$flags" -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$flags" >/dev/null
+  echo "setup: building the sanitized suites and fuzz targets in $dir with $JOBS jobs"
+  ninja -C "$dir" -j "$JOBS"
+  echo "setup: running the test suites under ASan+UBSan"
+  (cd "$dir" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --output-on-failure -j 1 --timeout 1200)
+  echo "setup: running each fuzz target for ${FUZZ_SECONDS:-20} s"
+  FUZZ_JOBS=$JOBS "$ROOT/test/fuzz/run_fuzzers.sh" "$dir" "${FUZZ_SECONDS:-20}"
+}
+
+# ThreadSanitizer: the suites whose integration tests run ztunnels and waypoints with several worker threads
+# (io_context per worker, snapshots posted from the control thread, connection caps shared by workers).
+run_tsan() {
+  install_deps
+  local dir=${TSAN_BUILD_DIR:-$ROOT/build-tsan}
+  local flags="-O1 -gline-tables-only -DNDEBUG"
+  cmake -S "$ROOT" -B "$dir" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DAMBIENT_TSAN=ON \
+    -DAMBIENT_WERROR=ON -DAMBIENT_BUILD_BENCH=OFF -DCMAKE_C_FLAGS_RELWITHDEBINFO="$flags" \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="$flags" >/dev/null
+  echo "setup: building the ztunnel and waypoint suites under TSan in $dir"
+  ninja -C "$dir" -j "$JOBS" test_ztunnel test_waypoint fake-istiod
+  echo "setup: running their integration tests under TSan"
+  local rc=0
+  for t in test_ztunnel test_waypoint; do
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" "$dir/test/$t" --source-file='*integration*' || rc=1
+  done
+  return $rc
 }
 
 case "${1:-}" in
@@ -123,5 +154,6 @@ case "${1:-}" in
   demo) run_demo ;;
   hbone-demo) run_hbone_demo ;;
   test) run_tests ;;
-  *) echo "usage: ./setup.sh demo|test|build|deps|hbone-demo" >&2; exit 2 ;;
+  tsan) run_tsan ;;
+  *) echo "usage: ./setup.sh demo|test|tsan|build|deps|hbone-demo" >&2; exit 2 ;;
 esac

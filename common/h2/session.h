@@ -86,6 +86,12 @@ class Session : public std::enable_shared_from_this<Session> {
   std::uint64_t data_received_lent() const noexcept { return data_lent_; }
   std::size_t lent_blocks() const noexcept { return *live_blocks_ > 0 ? *live_blocks_ - 1 : 0; }
 
+  // When the credentials this connection was authenticated with run out (the earlier notAfter of the two
+  // certificates), set by the TLS dialer; the end of time otherwise. From then on a pool hands out no new
+  // streams on it (hbone/pool.h): expired credentials never carry a new tunnel.
+  void set_credentials_expiry(std::chrono::system_clock::time_point at) noexcept { credentials_expiry_ = at; }
+  std::chrono::system_clock::time_point credentials_expiry() const noexcept { return credentials_expiry_; }
+
   // Why the connection was closed for abuse, if it was (tests, logs).
   const std::optional<Violation>& abuse() const noexcept { return abuse_; }
   std::size_t running_handlers() const noexcept { return running_handlers_; }
@@ -118,6 +124,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Settings settings_;
   Handler handler_;
   std::string peer_;
+  std::chrono::system_clock::time_point credentials_expiry_ = std::chrono::system_clock::time_point::max();
   nghttp2_session* ng_ = nullptr;  // owned; deleted in ~Session
   std::unordered_map<std::int32_t, std::shared_ptr<Stream>> streams_;
   std::vector<std::shared_ptr<Stream>> accepted_;  // server: complete requests waiting for a handler

@@ -55,11 +55,9 @@ asio::awaitable<Result<bool>> Stream::wait_readable() {
   for (;;) {
     if (!recv_.empty() && !recv_dropped_) co_return true;
     if (remote_end_) co_return false;
-    if (closed_) {
-      if (reset_ && !session_error_ && !locally_closed_ && (reset_code_ == NGHTTP2_NO_ERROR || reset_code_ == NGHTTP2_CANCEL))
-        co_return false;
-      co_return closed_error("read");
-    }
+    // A reset before the peer's END_STREAM is an error whatever its code: the stream was cut, and a
+    // tunnel must pass the cut on (a reset), never a clean end the app would take for complete data.
+    if (closed_) co_return closed_error("read");
     co_await rx_.wait();
   }
 }

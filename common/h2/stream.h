@@ -9,8 +9,9 @@
 //   (NGHTTP2_DATA_FLAG_NO_COPY), so a writer holds at most one buffer of its own, and write_all
 //   returns when every byte is framed into the session's output batch (bounded by flow control).
 // - shutdown_write() ends our side with END_STREAM (after pending data, or trailers when set).
-//   read_some() returns 0 at the peer's END_STREAM, or at RST_STREAM NO_ERROR/CANCEL (HBONE peers
-//   use those to end the stream); other resets are StreamReset errors with the HTTP/2 code.
+//   read_some() returns 0 at the peer's END_STREAM (after the bytes before it); a RST_STREAM before
+//   END_STREAM is a StreamReset error with the HTTP/2 code, whatever the code (NO_ERROR and CANCEL
+//   included): a cut stream never reads as complete.
 //   shutdown_write() after the peer's END_STREAM and a clean close (RST_STREAM NO_ERROR, RFC 9113 8.1) is ok.
 // - The owner must end the stream: both directions finished, or close() (RST_STREAM CANCEL). close() takes
 //   effect at once for this side: pending and later reads and writes fail without waiting for the frame.

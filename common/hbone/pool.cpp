@@ -190,7 +190,8 @@ struct Pool::State : std::enable_shared_from_this<Pool::State> {
   }
 
   static bool in_service(const PooledConn& c) {
-    return c.state == ConnState::Ready && c.session->alive() && !c.session->draining();
+    return c.state == ConnState::Ready && c.session->alive() && !c.session->draining() &&
+           std::chrono::system_clock::now() < c.session->credentials_expiry();
   }
 
   // Below every limit: ours, the session's own h2 setting and the peer's MAX_CONCURRENT_STREAMS.
@@ -213,8 +214,14 @@ struct Pool::State : std::enable_shared_from_this<Pool::State> {
   void prune(KeyEntry& e) {
     std::erase_if(e.conns, [this](const ConnPtr& c) {
       if (c->state != ConnState::Ready || in_service(*c)) return false;
-      spdlog::debug("hbone pool: connection #{} to {} {}, dropped from the pool", c->id, c->session->peer(),
-                    c->session->alive() ? "received GOAWAY" : "closed");
+      if (c->session->alive() && !c->session->draining()) {
+        // Its certificates (ours or the peer's) expired: open streams finish, new ones get a fresh handshake.
+        spdlog::debug("hbone pool: connection #{} to {}: credentials expired, draining", c->id, c->session->peer());
+        c->session->shutdown();
+      } else {
+        spdlog::debug("hbone pool: connection #{} to {} {}, dropped from the pool", c->id, c->session->peer(),
+                      c->session->alive() ? "received GOAWAY" : "closed");
+      }
       retire(c);
       return true;
     });

@@ -1,11 +1,15 @@
 #include "common/hbone/tunnel.h"
 
+#include <algorithm>
+#include <chrono>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <spdlog/spdlog.h>
 
 #include "common/net/endpoint.h"
+#include "common/tls/pki.h"
 #include "common/tls/tls_context.h"
 #include "common/tls/tls_stream.h"
 
@@ -14,6 +18,24 @@ namespace ambient::hbone {
 namespace asio = boost::asio;
 
 using net::format_endpoint;
+
+namespace {
+
+// The earlier notAfter of our certificate and the peer's on a finished handshake (the end of time if
+// neither can be read: the handshake already verified both).
+std::chrono::system_clock::time_point credentials_expiry(SSL* ssl) {
+  auto at = std::chrono::system_clock::time_point::max();
+  auto earlier = [&at](const X509* cert) {
+    if (cert == nullptr) return;
+    if (auto t = tls::not_after(cert)) at = std::min(at, *t);
+  };
+  earlier(SSL_get_certificate(ssl));
+  bssl::UniquePtr<X509> peer(SSL_get_peer_certificate(ssl));
+  earlier(peer.get());
+  return at;
+}
+
+}  // namespace
 
 asio::awaitable<Result<std::shared_ptr<h2::Session>>> dial(asio::ip::tcp::endpoint to, SSL_CTX* client_ctx,
                                                            std::vector<std::string> expected_sans, DialOptions options) {
@@ -36,9 +58,11 @@ asio::awaitable<Result<std::shared_ptr<h2::Session>>> dial(asio::ip::tcp::endpoi
   tls::TlsStream stream(std::move(tcp->socket()), std::move(*ssl));
   auto hs = co_await stream.handshake(options.handshake_timeout);
   if (!hs) co_return std::move(hs).error();
+  const auto expiry = credentials_expiry(stream.ssl());
   auto ex = co_await asio::this_coro::executor;
   auto session = h2::Session::client(ex, h2::make_transport(std::move(stream)), options.h2, format_endpoint(to));
   if (!session) co_return std::move(session).error();
+  (*session)->set_credentials_expiry(expiry);
   asio::co_spawn(ex, [s = *session]() -> asio::awaitable<void> {
         auto r = co_await s->run();
         if (!r) spdlog::debug("hbone: connection to {} ended: {}", s->peer(), r.error());

@@ -255,10 +255,16 @@ void IdentityManager::on_fetched(const EntryPtr& e, Result<tls::CertifiedKey> r)
     e->backoff = std::chrono::milliseconds(0);
     spdlog::info("identity: issued certificate for {} valid until {}", e->name, utc(e->cert->not_after));
     e->retry_priority = FetchPriority::Background;
-    const auto renew = half_life(*e->cert);
-    if (renew < now + options_.min_refresh)
+    auto renew = half_life(*e->cert);
+    if (renew <= now) {
+      // Past its half-life on arrival (a short lifetime with notBefore backdated, or a slow CA): renew at
+      // half of what is left, so a CA issuing such certificates is not asked again every min_refresh.
+      renew = now + (e->cert->not_after - now) / 2;
+      const auto in = std::max<SystemClock::duration>(renew - now, options_.min_refresh);
       spdlog::warn("identity: certificate for {} arrived past its half-life (valid {} to {}); renewing in {} ms", e->name,
-                   utc(e->cert->not_before), utc(e->cert->not_after), options_.min_refresh.count());
+                   utc(e->cert->not_before), utc(e->cert->not_after),
+                   std::chrono::duration_cast<std::chrono::milliseconds>(in).count());
+    }
     arm(e, std::max<SystemClock::time_point>(renew, now + options_.min_refresh));
     return;
   }

@@ -9,6 +9,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string_view>
+
+#include <spdlog/spdlog.h>
+
+#include "common/net/tcp_stream.h"
 
 namespace ambient::net {
 
@@ -29,6 +34,22 @@ class ConnectionLimit {
     return true;
   }
   void release() noexcept { open_.fetch_sub(1, std::memory_order_relaxed); }
+
+  // The accept loop's step: true when `connection` may be served (then release() when it ends); false when
+  // the cap is reached: the connection is reset (abortive close, so the client fails at once) and a warning
+  // naming `listener` and the `setting` that sets the cap is logged at most once a second per `last_warning`.
+  bool admit_or_reset(TcpStream& connection, std::string_view listener, std::string_view setting,
+                      std::chrono::steady_clock::time_point& last_warning) {
+    if (try_admit()) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_warning >= std::chrono::seconds(1)) {
+      last_warning = now;
+      spdlog::warn("{} listener: {} connections open, {} reached: resetting new connections ({} so far)", listener,
+                   max(), setting, refused());
+    }
+    connection.close();
+    return false;
+  }
 
   std::uint64_t max() const noexcept { return max_; }
   std::uint64_t open() const noexcept { return open_.load(std::memory_order_relaxed); }

@@ -24,6 +24,7 @@
 #include "common/state/local_config.h"
 #include "common/state/snapshot_builder.h"
 #include "test/fuzz/fuzz_protobuf.h"
+#include "test/fuzz/fuzz_snapshot.h"
 #include "test/fuzz/fuzz_support.h"
 
 namespace {
@@ -38,35 +39,6 @@ bool names_a_line(std::string_view context) {
   const std::size_t digits = i;
   while (i < context.size() && std::isdigit(static_cast<unsigned char>(context[i]))) ++i;
   return i > digits && context[digits] != '0' && context.substr(i).starts_with(": ");
-}
-
-bool holds(const google::protobuf::RepeatedPtrField<std::string>& addrs, const state::IpAddr& ip) {
-  return std::any_of(addrs.begin(), addrs.end(), [&](const std::string& b) {
-    auto a = state::IpAddr::from_bytes(b);
-    return a && a->canonical() == ip.canonical();
-  });
-}
-
-void query(const state::Snapshot& s) {
-  for (const auto& [uid, w] : s.workloads()) {
-    if (w->network_mode() == istio::workload::HOST_NETWORK) continue;
-    for (const auto& bytes : w->addresses()) {
-      auto ip = state::IpAddr::from_bytes(bytes);
-      FUZZ_CHECK(ip.has_value(), "workload {}: address of {} bytes", uid, bytes.size());
-      const auto* found = s.workload_by_ip(w->network(), *ip);
-      FUZZ_CHECK(found != nullptr && holds(found->addresses(), *ip), "workload {}: IP {} finds no workload holding it", uid,
-                 ip->to_string());
-    }
-    for (const auto* p : s.policies_for(*w)) FUZZ_CHECK(p != nullptr, "policies_for({}): null", uid);
-  }
-  for (const auto& [key, svc] : s.services()) {
-    for (const auto& a : svc->addresses()) {
-      auto ip = state::IpAddr::from_bytes(a.address());
-      FUZZ_CHECK(ip.has_value(), "service {}: VIP of {} bytes", key, a.address().size());
-      FUZZ_CHECK(s.service_by_vip(a.network(), *ip) != nullptr, "service {}: VIP {} finds no service", key, ip->to_string());
-    }
-    for (const auto& ep : s.endpoints(*svc)) FUZZ_CHECK(ep.workload != nullptr, "service {}: null endpoint", key);
-  }
 }
 
 std::size_t count_workloads(const state::LocalConfig& c) {
@@ -107,7 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
              "snapshot holds {}/{}/{} of {}/{}/{} workloads/services/policies", snap->workloads().size(),
              snap->services().size(), snap->policies().size(), workloads, config->addresses.size() - workloads,
              config->policies.size());
-  query(*snap);
+  fuzz::check_snapshot_lookups(*snap);
 
   auto again = state::apply_local_config(*config, builder);
   FUZZ_CHECK(again.has_value(), "a second apply failed: {}", again ? "" : again.error().context);

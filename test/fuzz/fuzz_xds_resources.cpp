@@ -42,6 +42,7 @@
 #include "common/state/snapshot_builder.h"
 #include "common/xds/delta_applier.h"
 #include "test/fuzz/fuzz_protobuf.h"
+#include "test/fuzz/fuzz_snapshot.h"
 #include "test/fuzz/fuzz_support.h"
 
 namespace {
@@ -144,45 +145,6 @@ std::vector<std::string> under_name(const Content& c, std::string_view type_url,
   return out;
 }
 
-bool holds(const google::protobuf::RepeatedPtrField<std::string>& addrs, const state::IpAddr& ip) {
-  return std::any_of(addrs.begin(), addrs.end(), [&](const std::string& b) {
-    auto a = state::IpAddr::from_bytes(b);
-    return a && a->canonical() == ip.canonical();
-  });
-}
-
-void query(const state::Snapshot& s) {
-  for (const auto& [uid, w] : s.workloads()) {
-    if (w->network_mode() != istio::workload::HOST_NETWORK) {
-      for (const auto& bytes : w->addresses()) {
-        auto ip = state::IpAddr::from_bytes(bytes);
-        if (!ip) continue;
-        const auto* found = s.workload_by_ip(w->network(), *ip);
-        FUZZ_CHECK(found != nullptr && holds(found->addresses(), *ip), "workload {}: its IP {} finds no workload holding it",
-                   uid, ip->to_string());
-      }
-    }
-    std::set<const state::Authorization*> seen;
-    for (const auto* p : s.policies_for(*w)) {
-      FUZZ_CHECK(p != nullptr && seen.insert(p).second, "policies_for({}) has a null or repeated policy", uid);
-    }
-  }
-  for (const auto& [key, svc] : s.services()) {
-    FUZZ_CHECK(s.service_by_key(key) == svc.get(), "service_by_key({}) does not find it", key);
-    for (const auto& a : svc->addresses()) {
-      auto ip = state::IpAddr::from_bytes(a.address());
-      if (!ip) continue;
-      const auto* found = s.service_by_vip(a.network(), *ip);
-      FUZZ_CHECK(found != nullptr, "service {}: VIP {} finds no service", key, ip->to_string());
-    }
-    const auto eps = s.endpoints(*svc);
-    for (std::size_t i = 0; i < eps.size(); ++i) {
-      FUZZ_CHECK(eps[i].workload != nullptr, "service {}: null endpoint", key);
-      if (i > 0) FUZZ_CHECK(eps[i - 1].workload->uid() <= eps[i].workload->uid(), "service {}: endpoints not sorted", key);
-    }
-  }
-}
-
 void check_reply(const DeltaDiscoveryResponse& resp, const xds::DeltaOutcome& out) {
   FUZZ_CHECK(out.reply.type_url() == resp.type_url() && out.reply.response_nonce() == resp.nonce(),
              "reply does not echo type URL and nonce");
@@ -241,7 +203,7 @@ void apply_and_check(const DeltaDiscoveryResponse& resp, state::SnapshotBuilder&
   const xds::DeltaOutcome second = xds::apply_delta(resp, builder, versions);
   FUZZ_CHECK(second.rejected == first.rejected && second.applied == first.applied, "a second apply judged differently");
   FUZZ_CHECK(content(*builder.build()) == after, "applying the same response twice changed the state");
-  query(*after_first);
+  fuzz::check_snapshot_lookups(*after_first);
 }
 
 // The bytes through the gRPC frame decoder in pieces; returns the messages.

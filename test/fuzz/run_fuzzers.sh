@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every libFuzzer target of a fuzz build for a while, one after the other. Builds nothing.
+# Runs every libFuzzer target of a fuzz build for a while. Builds nothing.
 #
-#   test/fuzz/run_fuzzers.sh [BUILD_DIR] [SECONDS per target, default 60] [TARGET ...]
+#   [FUZZ_JOBS=N] test/fuzz/run_fuzzers.sh [BUILD_DIR] [SECONDS per target, default 60] [TARGET ...]
+#
+# FUZZ_JOBS (default 1) targets run at once; results print in target order either way.
 #
 # BUILD_DIR defaults to <repo>/build-fuzz (configured with -DAMBIENT_FUZZ=ON, see test/fuzz/README.md).
 # Each fuzz_* executable found under BUILD_DIR runs over a copy of its checked-in corpus
@@ -51,9 +53,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # "key = value" from the [libfuzzer] section of an .options file.
 option() { sed -n "s/^[[:space:]]*$2[[:space:]]*=[[:space:]]*//p" "$1" 2>/dev/null | tail -1; }
 
-failed=0
-printf '%-20s %12s %8s %8s %10s  %s\n' target runs cov ft corpus result
-for bin in "${binaries[@]}"; do
+# Runs one target; its report line goes to $work/<name>.result, details of a failure to $work/<name>.detail.
+run_one() {
+  local bin=$1 name max_len dict corpus artifacts log rc runs last cov ft corp result kind artifact
   name=$(basename "$bin")
   max_len=$(option "$bin.options" max_len)
   dict=$(option "$bin.options" dict)
@@ -66,8 +68,8 @@ for bin in "${binaries[@]}"; do
     echo "run_fuzzers: $name has no checked-in corpus ($script_dir/corpus/$name): starting empty" >&2
   fi
   log="$work/$name.log"
-  args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-        -artifact_prefix="$artifacts/" -max_len="${max_len:-65536}")
+  local args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+              -artifact_prefix="$artifacts/" -max_len="${max_len:-65536}")
   [[ -n $dict && -f $dict ]] && args+=(-dict="$dict")
   "$bin" "${args[@]}" "$corpus" >"$log" 2>&1
   rc=$?
@@ -80,17 +82,30 @@ for bin in "${binaries[@]}"; do
   if (( rc == 0 )); then
     result=ok
   else
-    failed=1
     kind=$(grep -a -m1 -oE 'ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|libFuzzer): [a-z-]+|FUZZ_CHECK failed|runtime error|deadly signal|timeout after|out-of-memory' "$log")
     artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
     result="FAILED (exit $rc): ${kind:-see log} ${artifact:+-> $artifact}"
     cp "$log" "$artifacts/last.log"
+    { echo "  log: $artifacts/last.log"
+      grep -a -m1 -A12 -E 'FUZZ_CHECK failed|ERROR: |runtime error' "$log" | sed 's/^/  | /'; } >"$work/$name.detail"
   fi
-  printf '%-20s %12s %8s %8s %10s  %s\n' "$name" "${runs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result"
-  if (( rc != 0 )); then
-    echo "  log: $artifacts/last.log" >&2
-    grep -a -m1 -A12 -E 'FUZZ_CHECK failed|ERROR: |runtime error' "$log" | sed 's/^/  | /' >&2
-  fi
+  printf '%-20s %12s %8s %8s %10s  %s\n' "$name" "${runs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result" \
+    >"$work/$name.result"
+}
+
+jobs_max=${FUZZ_JOBS:-1}
+for bin in "${binaries[@]}"; do
+  while (( $(jobs -rp | wc -l) >= jobs_max )); do wait -n; done
+  run_one "$bin" &
+done
+wait
+
+failed=0
+printf '%-20s %12s %8s %8s %10s  %s\n' target runs cov ft corpus result
+for bin in "${binaries[@]}"; do
+  name=$(basename "$bin")
+  if [[ -f $work/$name.result ]]; then cat "$work/$name.result"; else printf '%-20s FAILED: no result\n' "$name"; failed=1; fi
+  if [[ -f $work/$name.detail ]]; then cat "$work/$name.detail" >&2; failed=1; fi
 done
 [[ ${FUZZ_KEEP_CORPUS:-0} == 1 ]] && echo "corpora kept in $work"
 exit $failed

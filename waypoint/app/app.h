@@ -33,6 +33,7 @@
 #include "common/admin/readiness.h"
 #include "common/base/result.h"
 #include "common/identity/identity_manager.h"
+#include "common/net/heap_trimmer.h"
 #include "common/state/snapshot_builder.h"
 #include "common/telemetry/metrics.h"
 #include "common/xds/ads_client.h"
@@ -98,6 +99,7 @@ class App {
   std::uint64_t reloads_ = 0, reload_failures_ = 0;
   std::string last_reload_error_;
   std::unique_ptr<identity::IdentityManager> identities_;
+  std::shared_ptr<net::HeapTrimmer> trimmer_;  // frees the heap a connection storm left behind
   std::optional<admin::Readiness::Token> identity_task_;
   std::vector<std::unique_ptr<Worker>> workers_;
   admin::Readiness readiness_;

@@ -58,6 +58,7 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
       .add({"connect-timeout", "CONNECT_TIMEOUT", "10s", "upstream connect timeout"})
       .add({"header-read-timeout", "WAYPOINT_HEADER_READ_TIMEOUT", "10s", "time a client has to send a request's head"})
       .add({"idle-timeout", "WAYPOINT_IDLE_TIMEOUT", "1h", "a connection (HTTP/1 keep-alive, HTTP/2, HBONE) without requests is closed after this"})
+      .add({"handshake-timeout", "WAYPOINT_HANDSHAKE_TIMEOUT", "10s", "an HBONE connection must finish its mTLS handshake within this"})
       .add({"max-connections", "WAYPOINT_MAX_CONNECTIONS", "0", "downstream connections open at once; more are reset (0 = half the open-file limit)"})
       .add({"max-header-bytes", "WAYPOINT_MAX_HEADER_BYTES", "60Ki", "request line and headers, at most (431 beyond)"})
       .add({"max-headers", "WAYPOINT_MAX_HEADERS", "100", "header fields per request, at most (431 beyond)"})
@@ -157,6 +158,7 @@ Result<AppConfig> load_app_config(int argc, const char* const* argv, std::string
   AMBIENT_TRY(ms("connect-timeout", c.connect_timeout));
   AMBIENT_TRY(ms("header-read-timeout", c.header_read_timeout));
   AMBIENT_TRY(ms("idle-timeout", c.idle_timeout));
+  AMBIENT_TRY(ms("handshake-timeout", c.handshake_timeout));
   AMBIENT_TRY(ms("termination-deadline", c.termination_deadline));
   auto mc = o.integer("max-connections", 0, 100'000'000);
   if (!mc) return std::move(mc).error();

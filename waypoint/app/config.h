@@ -63,6 +63,7 @@ struct AppConfig {
   // Downstream HTTP limits and timeouts.
   std::chrono::milliseconds header_read_timeout{10'000};   // from the first byte of a request to its whole head
   std::chrono::milliseconds idle_timeout{3'600'000};       // a keep-alive connection with no request
+  std::chrono::milliseconds handshake_timeout{10'000};     // WAYPOINT_HANDSHAKE_TIMEOUT: mTLS of an HBONE connection
   std::uint64_t max_connections = 0;  // WAYPOINT_MAX_CONNECTIONS (HBONE + PROXY protocol); 0: half the open-file limit
   std::size_t max_header_bytes = 60 * 1024;
   std::size_t max_headers = 100;

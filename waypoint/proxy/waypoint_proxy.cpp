@@ -124,14 +124,8 @@ asio::awaitable<void> WaypointProxy::accept_loop(tcp::acceptor& acc, bool proxy_
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
-    if (!counters_.connections.try_admit()) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now - over_limit_logged_ >= std::chrono::seconds(1)) {
-        over_limit_logged_ = now;
-        spdlog::warn("{} listener: {} connections open, WAYPOINT_MAX_CONNECTIONS reached: resetting new connections ({} so far)",
-                     proxy_protocol ? "PROXY protocol" : "HBONE", counters_.connections.max(), counters_.connections.refused());
-      }
-      c->close();  // abortive (RST): the client fails at once
+    if (!counters_.connections.admit_or_reset(*c, proxy_protocol ? "PROXY protocol" : "HBONE", "WAYPOINT_MAX_CONNECTIONS",
+                                              over_limit_logged_)) {
       continue;
     }
     // The connection holds its slot until its coroutine ends (release_slot), on whichever worker serves it.
@@ -189,6 +183,7 @@ asio::awaitable<void> WaypointProxy::serve_connection(net::TcpStream connection)
   opts.h2 = config_.h2;
   opts.h2.max_concurrent_streams = 100;  // istiod's waypoint connect_terminate: fairness between connections
   opts.h2.idle_timeout = config_.idle_timeout;  // an HBONE connection without tunnels
+  opts.handshake_timeout = config_.handshake_timeout;  // slowloris: a stalled handshake holds no slot for long
   opts.on_session = [this](const std::shared_ptr<h2::Session>& s) {
     std::erase_if(sessions_, [](const std::weak_ptr<h2::Session>& w) { return w.expired(); });
     sessions_.push_back(s);

@@ -27,6 +27,7 @@
 #include "common/admin/drain.h"
 #include "common/admin/readiness.h"
 #include "common/base/result.h"
+#include "common/net/heap_trimmer.h"
 #include "common/state/snapshot_builder.h"
 #include "common/telemetry/metrics.h"
 #include "common/telemetry/tcp_metrics.h"
@@ -108,6 +109,7 @@ class App final : private PodProxyHost {
   state::SnapshotBuilder builder_;
   std::shared_ptr<const state::Snapshot> snapshot_ = state::Snapshot::empty();
   std::unique_ptr<identity::IdentityManager> identities_;
+  std::shared_ptr<net::HeapTrimmer> trimmer_;  // frees the heap a connection storm left behind
   std::string local_identity_;                            // its first certificate releases identity_task_
   std::optional<admin::Readiness::Token> identity_task_;
   std::unique_ptr<xds::AdsClient> ads_;  // XDS_ADDRESS set: the state source

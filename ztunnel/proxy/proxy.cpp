@@ -215,7 +215,7 @@ asio::awaitable<void> Proxy::accept_loop(tcp::acceptor acceptor, int kind) {
       co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
       continue;
     }
-    if (over_connection_limit(*c, kind)) continue;
+    if (!counters_.connections.admit_or_reset(*c, kListenerNames[kind], "MAX_CONNECTIONS", over_limit_logged_)) continue;
     (void)net::set_keepalive(c->socket().native_handle(), std::chrono::seconds(180), std::chrono::seconds(180), 9);
     switch (kind) {
       case kOutbound: {
@@ -240,18 +240,6 @@ asio::awaitable<void> Proxy::accept_loop(tcp::acceptor acceptor, int kind) {
         break;
     }
   }
-}
-
-bool Proxy::over_connection_limit(net::TcpStream& connection, int kind) {
-  if (counters_.connections.try_admit()) return false;
-  const auto now = std::chrono::steady_clock::now();
-  if (now - over_limit_logged_ >= std::chrono::seconds(1)) {
-    over_limit_logged_ = now;
-    spdlog::warn("{} listener: {} connections open, MAX_CONNECTIONS reached: resetting new connections ({} so far)",
-                 kListenerNames[kind], counters_.connections.max(), counters_.connections.refused());
-  }
-  connection.close();  // abortive (RST): the client fails at once
-  return true;
 }
 
 asio::awaitable<Result<std::shared_ptr<h2::Session>>> Proxy::dial(std::shared_ptr<DialContext> ctx, hbone::PoolKey key) {

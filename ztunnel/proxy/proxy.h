@@ -105,9 +105,6 @@ class Proxy : public std::enable_shared_from_this<Proxy> {
   auto release_slot() {
     return [self = shared_from_this()](std::exception_ptr) { self->counters_.connections.release(); };
   }
-  // True when MAX_CONNECTIONS is reached: the new connection is reset (logged at most once a second).
-  // Otherwise the connection holds a slot until release_slot() runs.
-  bool over_connection_limit(net::TcpStream& connection, int kind);
   boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor acceptor, int kind);
   boost::asio::awaitable<void> serve_outbound(net::TcpStream app, SocketAddr original, bool socks);
   boost::asio::awaitable<void> serve_inbound(net::TcpStream connection);

@@ -89,7 +89,9 @@ TEST_SUITE("cni/install/json_pretty") {
   }
 
   TEST_CASE("a zero with a huge exponent is zero (Boost.JSON's own parser makes it NaN)") {
-    for (const auto& [in, out] : {std::pair{"0e999", "0.0\n"}, std::pair{"-0.0e400", "-0.0\n"}}) {
+    for (const auto& row : {std::pair{"0e999", "0.0\n"}, std::pair{"-0.0e400", "-0.0\n"}}) {
+      const char* in = row.first;  // no structured bindings: CAPTURE is a lambda (clang 14)
+      const char* out = row.second;
       CAPTURE(in);
       auto v = parse_config_json(in, "row");
       REQUIRE(v.has_value());

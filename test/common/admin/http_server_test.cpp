@@ -61,7 +61,7 @@ awaitable<beast::tcp_stream> dial(tcp::endpoint ep) {
 awaitable<Reply> read_reply(beast::tcp_stream& s) {
   beast::flat_buffer buf;
   http::response<http::string_body> res;
-  auto [ec, n] = co_await http::async_read(s, buf, res, kUseTuple);
+  const auto ec = std::get<0>(co_await http::async_read(s, buf, res, kUseTuple));
   REQUIRE_MESSAGE(!ec, ec.message());
   Reply r;
   r.status = static_cast<int>(res.result_int());
@@ -78,13 +78,13 @@ awaitable<Reply> request(beast::tcp_stream& s, http::verb method, std::string ta
   req.set(http::field::host, "localhost");
   if (!accept.empty()) req.set(http::field::accept, accept);
   req.prepare_payload();
-  auto [ec, n] = co_await http::async_write(s, req, kUseTuple);
+  const auto ec = std::get<0>(co_await http::async_write(s, req, kUseTuple));
   REQUIRE_MESSAGE(!ec, ec.message());
   co_return co_await read_reply(s);
 }
 
 awaitable<void> write_raw(beast::tcp_stream& s, std::string bytes) {
-  auto [ec, n] = co_await asio::async_write(s.socket(), asio::buffer(bytes), kUseTuple);
+  const auto ec = std::get<0>(co_await asio::async_write(s.socket(), asio::buffer(bytes), kUseTuple));
   REQUIRE_MESSAGE(!ec, ec.message());
 }
 

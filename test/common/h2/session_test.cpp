@@ -147,41 +147,46 @@ TEST_SUITE("common/h2/session") {
     b.stop();
   }
 
-  TEST_CASE("reset mid-stream reaches the reader as StreamReset with the code") {
-    asio::io_context io(1);
-    auto resetter = [](std::shared_ptr<h2::Stream> s) -> asio::awaitable<void> {
-      REQUIRE(s->respond(200));
-      std::vector<std::uint8_t> buf(16 << 10);
-      auto n = co_await s->read_some(buf);
-      if (n && *n > 0) REQUIRE(co_await s->write_all(std::span<const std::uint8_t>(buf.data(), *n)));
-      s->reset(NGHTTP2_INTERNAL_ERROR);
-    };
-    H2Server server(io, quiet(), resetter);
-    run_coro(io, [&]() -> asio::awaitable<void> {
-      auto c = co_await connect_client(server.port(), quiet());
-      REQUIRE(c);
-      auto st = co_await (*c)->connect("10.0.0.1:80", {}, 5s);
-      REQUIRE(st);
-      auto data = pattern(1000);
-      REQUIRE(co_await (*st)->write_all(data));
-      std::vector<std::uint8_t> buf(64 << 10);
-      std::size_t got = 0;
-      Result<std::size_t> n = std::size_t{0};
-      for (;;) {
-        n = co_await (*st)->read_some(buf);
-        if (!n || *n == 0) break;
-        got += *n;
-      }
-      CHECK(got == 1000);
-      REQUIRE_FALSE(n);
-      CHECK(n.error().kind == ErrorKind::StreamReset);
-      CHECK(n.error().code == NGHTTP2_INTERNAL_ERROR);
-      auto w = co_await (*st)->write_all(data);
-      CHECK_FALSE(w);
-      CHECK((*c)->alive());  // a stream reset leaves the connection up
-      (*c)->shutdown();
-    }());
-    server.stop();
+  TEST_CASE("reset mid-stream reaches the reader as StreamReset with the code, CANCEL and NO_ERROR included") {
+    // A tunnel passes a cut stream on as a reset; were CANCEL or NO_ERROR before END_STREAM read as a clean
+    // end, a truncated download would look complete to the app.
+    for (const std::uint32_t code : {NGHTTP2_INTERNAL_ERROR, NGHTTP2_CANCEL, NGHTTP2_NO_ERROR}) {
+      CAPTURE(code);
+      asio::io_context io(1);
+      auto resetter = [code](std::shared_ptr<h2::Stream> s) -> asio::awaitable<void> {
+        REQUIRE(s->respond(200));
+        std::vector<std::uint8_t> buf(16 << 10);
+        auto n = co_await s->read_some(buf);
+        if (n && *n > 0) REQUIRE(co_await s->write_all(std::span<const std::uint8_t>(buf.data(), *n)));
+        s->reset(code);
+      };
+      H2Server server(io, quiet(), resetter);
+      run_coro(io, [&]() -> asio::awaitable<void> {
+        auto c = co_await connect_client(server.port(), quiet());
+        REQUIRE(c);
+        auto st = co_await (*c)->connect("10.0.0.1:80", {}, 5s);
+        REQUIRE(st);
+        auto data = pattern(1000);
+        REQUIRE(co_await (*st)->write_all(data));
+        std::vector<std::uint8_t> buf(64 << 10);
+        std::size_t got = 0;
+        Result<std::size_t> n = std::size_t{0};
+        for (;;) {
+          n = co_await (*st)->read_some(buf);
+          if (!n || *n == 0) break;
+          got += *n;
+        }
+        CHECK(got == 1000);  // the bytes sent before the reset are read first
+        REQUIRE_FALSE(n);
+        CHECK(n.error().kind == ErrorKind::StreamReset);
+        CHECK(n.error().code == static_cast<int>(code));
+        auto w = co_await (*st)->write_all(data);
+        CHECK_FALSE(w);
+        CHECK((*c)->alive());  // a stream reset leaves the connection up
+        (*c)->shutdown();
+      }());
+      server.stop();
+    }
   }
 
   TEST_CASE("non-200 CONNECT answer is an HttpStatus error") {

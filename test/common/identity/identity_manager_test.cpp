@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <optional>
+#include <set>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -56,8 +57,8 @@ TEST_SUITE("ztunnel/app/identity_manager") {
     auto ca = tls::CertificateAuthority::create_self_signed("cluster.local", 24h);
     REQUIRE(ca);
     std::vector<std::shared_ptr<const identity::CertBundle>> published;
-    // 61 s requested + 60 s backdating: half-life is ~0.5 s from now.
-    identity::IdentityManager m(io.get_executor(), std::move(*ca), 61s,
+    // 2 s requested + 60 s backdating: past half-life on arrival, 1 s left until half of the rest.
+    identity::IdentityManager m(io.get_executor(), std::move(*ca), 2s,
                                [&](std::shared_ptr<const identity::CertBundle> b) { published.push_back(std::move(b)); });
     const std::string a = "spiffe://cluster.local/ns/demo/sa/a";
     REQUIRE(m.set_identities({a}));
@@ -68,6 +69,28 @@ TEST_SUITE("ztunnel/app/identity_manager") {
     REQUIRE(new_cert != nullptr);
     CHECK(new_cert != old_cert);
     CHECK(new_cert->not_after > old_cert->not_after);
+  }
+
+  TEST_CASE("a certificate already past half-life on arrival is renewed at half of what is left, not every second") {
+    boost::asio::io_context io(1);
+    auto ca = tls::CertificateAuthority::create_self_signed("cluster.local", 24h);
+    REQUIRE(ca);
+    std::vector<std::shared_ptr<const identity::CertBundle>> published;
+    // 6 s requested + 60 s backdating: half-life was 27 s ago. Half of what is left: 3 s.
+    identity::IdentityManager m(io.get_executor(), std::move(*ca), 6s,
+                               [&](std::shared_ptr<const identity::CertBundle> b) { published.push_back(std::move(b)); });
+    const std::string a = "spiffe://cluster.local/ns/demo/sa/a";
+    auto certs = [&] {
+      std::set<const identity::WorkloadCert*> seen;
+      for (const auto& b : published)
+        if (const auto* c = b->find(a)) seen.insert(c);
+      return seen.size();
+    };
+    REQUIRE(m.set_identities({a}));
+    io.run_for(2500ms);
+    CHECK(certs() == 1);  // min_refresh (1 s) would have fetched twice more by now
+    io.run_for(2000ms);
+    CHECK(certs() == 2);
   }
 }
 

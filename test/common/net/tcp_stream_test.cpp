@@ -90,7 +90,9 @@ TEST_SUITE("common/net/tcp_stream") {
 
   TEST_CASE("close() is abortive: the peer sees a reset and our pending read completes as Cancelled") {
     test::run_fresh([](asio::io_context&) -> awaitable<void> {
-      auto [client, server] = co_await connected_pair();
+      auto sockets = co_await connected_pair();  // no structured bindings: the lambdas below capture them
+      auto& client = sockets.first;
+      auto& server = sockets.second;
       std::optional<Result<std::size_t>> pending;
       auto reader = [&]() -> awaitable<void> {
         std::array<std::uint8_t, 16> buf{};

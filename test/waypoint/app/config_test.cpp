@@ -112,20 +112,26 @@ TEST_SUITE("waypoint/app/config") {
     CHECK(defaults->control_plane.cluster_id == "Kubernetes");
   }
 
-  TEST_CASE("resource bounds: WAYPOINT_MAX_CONNECTIONS, WAYPOINT_IDLE_TIMEOUT") {
+  TEST_CASE("resource bounds: WAYPOINT_MAX_CONNECTIONS, WAYPOINT_IDLE_TIMEOUT, WAYPOINT_HANDSHAKE_TIMEOUT") {
     auto c = load({"--local-config=/tmp/mesh.yaml"});
     REQUIRE(c);
     CHECK(c->max_connections == 0);  // the App derives it from the open-file limit
     CHECK(c->idle_timeout == std::chrono::hours(1));
-    c = load({"--local-config=/tmp/mesh.yaml", "--max-connections=300", "--idle-timeout=90s"});
+    CHECK(c->handshake_timeout == std::chrono::seconds(10));
+    c = load({"--local-config=/tmp/mesh.yaml", "--max-connections=300", "--idle-timeout=90s", "--handshake-timeout=2s"});
     REQUIRE(c);
     CHECK(c->max_connections == 300);
     CHECK(c->idle_timeout == std::chrono::seconds(90));
-    for (const char* bad : {"--max-connections=-5", "--max-connections=many"}) {
-      CAPTURE(bad);
-      auto r = load({"--local-config=/tmp/mesh.yaml", bad});
+    CHECK(c->handshake_timeout == std::chrono::seconds(2));
+    for (const auto& [bad, flag] : {std::pair{"--max-connections=-5", "--max-connections"},
+                                    std::pair{"--max-connections=many", "--max-connections"},
+                                    std::pair{"--handshake-timeout=0s", "--handshake-timeout"},
+                                    std::pair{"--handshake-timeout=soon", "handshake-timeout"}}) {
+      const std::string arg = bad, name = flag;  // no structured bindings in CAPTURE (a lambda, clang 14)
+      CAPTURE(arg);
+      auto r = load({"--local-config=/tmp/mesh.yaml", arg.c_str()});
       REQUIRE_FALSE(r.has_value());
-      CHECK_MESSAGE(r.error().context.find("--max-connections") != std::string::npos, r.error().context);
+      CHECK_MESSAGE(r.error().context.find(name) != std::string::npos, r.error().context);
     }
   }
 }

@@ -5,7 +5,12 @@
 // (floods, rapid reset) on 15008 and inside tunnels ends the abusive connection with GOAWAY(ENHANCE_YOUR_CALM).
 #include <doctest/doctest.h>
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <array>
 #include <string>
+#include <vector>
 
 #include "test/support/h2_frames.h"
 #include "test/support/hbone_attack.h"
@@ -228,4 +233,42 @@ TEST_CASE("WAYPOINT_MAX_CONNECTIONS: a connection past the cap is reset at accep
   CHECK(ec);  // connection reset (or EOF): nothing was served
   CHECK(m.wp->app->counters().connections.refused() == 1);
   CHECK(get().starts_with("HTTP/1.1 200 "));  // the pooled connection still carries new tunnels
+}
+
+TEST_CASE("slowloris on the waypoint's 15008: stalled TLS handshakes are cut at WAYPOINT_HANDSHAKE_TIMEOUT, requests flow") {
+  MeshOptions o;
+  o.handshake_timeout = 300ms;
+  Mesh m(o);
+  auto get = [&] {
+    auto c = m.connect();
+    REQUIRE(c.ok());
+    return raw_exchange(c, "GET / HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n");
+  };
+  CHECK(get().starts_with("HTTP/1.1 200 "));  // the pooled HBONE connection exists before the count
+  const std::uint64_t open_before = m.wp->app->counters().connections.open();
+  // 50 connections that send 5 bytes of a TLS record header and then nothing.
+  boost::asio::io_context io;
+  std::vector<boost::asio::ip::tcp::socket> slow;
+  for (int i = 0; i < 50; ++i) {
+    slow.emplace_back(io);
+    slow.back().connect({boost::asio::ip::make_address("127.0.0.4"), 15008});
+    const std::uint8_t dribble[] = {0x16, 0x03, 0x01, 0x02, 0x00};
+    boost::asio::write(slow.back(), boost::asio::buffer(dribble));
+  }
+  CHECK(wait_until([&] { return m.wp->app->counters().connections.open() == open_before + 50; }, 2s));
+  const auto started = std::chrono::steady_clock::now();
+  CHECK(get().starts_with("HTTP/1.1 200 "));  // served meanwhile
+  // Every stalled connection is closed by the waypoint, well before the default 10 s, and frees its slot.
+  int closed = 0;
+  for (auto& s : slow) {
+    const timeval limit{5, 0};  // a waypoint that never closes it fails the check instead of hanging the test
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    std::array<char, 64> buf{};
+    boost::system::error_code ec;
+    s.read_some(boost::asio::buffer(buf), ec);  // returns when the waypoint closes it
+    if (ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset) ++closed;
+  }
+  CHECK(closed == 50);
+  CHECK(std::chrono::steady_clock::now() - started < 3s);
+  CHECK(wait_until([&] { return m.wp->app->counters().connections.open() == open_before; }, 2s));
 }

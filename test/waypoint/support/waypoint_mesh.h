@@ -233,6 +233,7 @@ struct MeshOptions {
   std::chrono::milliseconds header_read_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::uint64_t max_connections = 0;  // WAYPOINT_MAX_CONNECTIONS (0: the default)
+  std::chrono::milliseconds handshake_timeout{10'000};  // WAYPOINT_HANDSHAKE_TIMEOUT
   std::string extra_config;  // more YAML documents for the routes file
   std::uint16_t grpc_port = 1;  // where grpc-echo's app listens on 127.0.0.5 (a grpc-test-server, if the test runs one)
   // Istio's sandwich binding: a ztunnel serves the waypoint's workload (127.0.0.4:15008) and hands each tunnel
@@ -307,6 +308,7 @@ struct Mesh {
     c.header_read_timeout = o.header_read_timeout;
     c.idle_timeout = o.idle_timeout;
     c.max_connections = o.max_connections;
+    c.handshake_timeout = o.handshake_timeout;
     if (o.sandwich) {
       c.hbone_enabled = false;
       c.proxy_protocol_port = 15088;

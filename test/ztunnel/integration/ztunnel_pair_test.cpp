@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <cerrno>
 #include <functional>
+#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -223,6 +225,46 @@ TEST_SUITE("ztunnel/integration/pair") {
     const std::string log = pair.log.wait_for(fmt::format("dst.addr=127.0.0.9:{}", outside.port()));
     CHECK(log.find(fmt::format("dst.addr=127.0.0.9:{}", outside.port())) != std::string::npos);
     CHECK(pair.server->app->counters().inbound_total.load() == 0);  // it never touched the server ztunnel
+  }
+
+  TEST_CASE("backend reset mid-stream: the client gets the bytes sent before it, then a reset, never a clean end") {
+    Pair pair;
+    // An app on the server workload that sends 256 KiB and then resets its connection (abortive close).
+    asio::io_context app_io(1);
+    auto acceptor = net::listen(app_io.get_executor(), {asio::ip::make_address("127.0.0.3"), 0});
+    REQUIRE(acceptor);
+    const std::uint16_t port = acceptor->local_endpoint().port();
+    const auto sent = pattern(256 << 10, 4);
+    bool app_reset = false;
+    std::thread app([&] {
+      run_coro(app_io, [&]() -> asio::awaitable<void> {
+        auto c = co_await net::accept(*acceptor);
+        if (!c) co_return;
+        app_reset = static_cast<bool>(co_await c->write_all(sent));
+        c->close();
+      }());
+    });
+    asio::io_context io;
+    std::size_t got = 0;
+    auto end = run_coro(io, [&]() -> asio::awaitable<Result<void>> {
+      auto c = co_await socks_connect("127.0.0.3", port);
+      if (!c) co_return c.error();
+      CHECK(c->first == 0);
+      std::vector<std::uint8_t> buf(64 << 10);
+      for (;;) {
+        auto n = co_await c->second.read_some(buf);
+        if (!n) co_return n.error();
+        if (*n == 0) co_return ok();  // a clean end: what must not happen
+        got += *n;
+      }
+    }());
+    app.join();
+    CHECK(app_reset);
+    CHECK(got <= sent.size());
+    REQUIRE_FALSE(end.has_value());
+    CHECK(end.error().code == ECONNRESET);
+    const std::string log = pair.log.wait_for("Connection reset by peer");
+    CHECK(log.find("Connection reset by peer") != std::string::npos);  // the server side names the cause
   }
 
   TEST_CASE("server drain: GOAWAY on inbound HBONE connections, the live tunnel still finishes") {

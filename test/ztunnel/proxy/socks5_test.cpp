@@ -369,7 +369,9 @@ TEST_SUITE("ztunnel/proxy/socks5") {
         {ReplyCode::TtlExpired, 0x06},         {ReplyCode::CommandNotSupported, 0x07},
         {ReplyCode::AddressTypeNotSupported, 0x08},
     };
-    for (auto [code, byte] : codes) {
+    for (const auto& row : codes) {
+      const ReplyCode code = row.first;  // no structured bindings: CAPTURE is a lambda (clang 14)
+      const std::uint8_t byte = row.second;
       CAPTURE(std::string(socks5::to_string(code)));
       CHECK(socks5::build_reply(code)[1] == byte);
       CHECK(socks5::to_string(code) != "unknown");
