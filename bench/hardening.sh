@@ -10,7 +10,8 @@
 #                                          ASan/LSan/UBSan report after a graceful stop
 # Environment: CASES (default all: storm,kill_peer,backend_rst,cp_loss,cert_expiry,drain,soak),
 #              STORM_CONNS (20000), SOAK_SECONDS (600), CERT_TTL (90 s), RESULTS_DIR (bench/results),
-#              KEEP=1 keeps the work directory (process logs).
+#              KEEP=1 keeps the work directory (process logs), KEEP_OTHER_CASES=1 keeps the results of the
+#              cases not in CASES in the report (re-running one case).
 # Results: RESULTS_DIR/hardening.json, hardening.md, hardening.svg. Exit status 1 when a check failed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -42,4 +43,5 @@ ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv
   net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192
 ip netns exec "$NS" python3 "$here/hardening/run.py" --build "$build" --work "$work" --out "$results" \
   --cases "${CASES:-storm,kill_peer,backend_rst,cp_loss,cert_expiry,drain,soak}" \
-  --storm-conns "${STORM_CONNS:-20000}" --soak-seconds "${SOAK_SECONDS:-600}" --cert-ttl "${CERT_TTL:-90}"
+  --storm-conns "${STORM_CONNS:-20000}" --soak-seconds "${SOAK_SECONDS:-600}" --cert-ttl "${CERT_TTL:-90}" \
+  ${KEEP_OTHER_CASES:+--keep-other-cases}

@@ -916,7 +916,8 @@ def markdown(report):
     out += ["", "## Observed", ""]
     for name, case in report["cases"].items():
         shown = {k: v for k, v in case["result"].items() if k != "curve"} if isinstance(case["result"], dict) else case["result"]
-        out.append("- **%s** (%.0f s): `%s`" % (name, case["seconds"], json.dumps(shown, sort_keys=True)))
+        out.append("- **%s** (%s, %.0f s): `%s`" % (name, case.get("ran", report["when"]), case["seconds"],
+                                                   json.dumps(shown, sort_keys=True)))
     if report.get("sanitizer_logs") is not None:
         out += ["", "Sanitizer reports in the process logs after a graceful stop: %s; exit codes %s." % (
             report["sanitizer_logs"] or "none", json.dumps(report["exit_codes"], sort_keys=True))]
@@ -962,7 +963,8 @@ async def main_async(args):
             for text, ok in checks:
                 log("  %s %s" % ("pass" if ok else "FAIL", text))
                 failed |= not ok
-            report["cases"][name] = {"seconds": time.monotonic() - t0, "result": result, "checks": checks}
+            report["cases"][name] = {"seconds": time.monotonic() - t0, "result": result, "checks": checks,
+                                     "ran": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
             for n in ("istiod", "server", "client"):
                 if not mesh.alive(n):
                     raise Failure("%s exited during %s: %s" % (n, name, mesh.tail(n)))
@@ -988,6 +990,14 @@ async def main_async(args):
                 failed = True
                 log("ztunnel exit codes after SIGTERM: %s" % bad_exit)
     os.makedirs(args.out, exist_ok=True)
+    previous = os.path.join(args.out, "hardening.json")
+    if args.keep_other_cases and os.path.exists(previous):
+        # Cases not run now keep their last results (each case records when it ran).
+        with open(previous) as f:
+            old = json.load(f)
+        for name, case in old.get("cases", {}).items():
+            report["cases"].setdefault(name, case)
+        report["cases"] = {n: report["cases"][n] for n in ALL_CASES if n in report["cases"]}
     with open(os.path.join(args.out, "hardening.json"), "w") as f:
         json.dump(report, f, indent=1, sort_keys=True)
     with open(os.path.join(args.out, "hardening.md"), "w") as f:
@@ -1010,6 +1020,8 @@ def main():
     p.add_argument("--storm-conns", type=int, default=20000)
     p.add_argument("--soak-seconds", type=int, default=600)
     p.add_argument("--cert-ttl", type=int, default=90)
+    p.add_argument("--keep-other-cases", action="store_true",
+                   help="keep the other cases' last results in <out>/hardening.json (re-running one case)")
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children (ztunnels, workers) inherit it

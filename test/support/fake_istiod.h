@@ -165,7 +165,10 @@ class IstiodEnv {
   // false (error() says why) when it does not write its port files within 10 s.
   bool start(std::vector<std::string> extra = {}) {
     if (!error_.empty()) return false;
-    const std::string exe = binary_dir() + "/test/fake_istiod/fake-istiod";
+    // AMBIENT_FAKE_ISTIOD: another build's binary (setup.sh tsan: grpc++ is not built with TSan, so the
+    // TSan tree's own fake-istiod would report races inside it).
+    const char* other = std::getenv("AMBIENT_FAKE_ISTIOD");
+    const std::string exe = other != nullptr && *other != '\0' ? std::string(other) : binary_dir() + "/test/fake_istiod/fake-istiod";
     std::vector<std::string> args = {exe,
                                      "--listen", "127.0.0.1:0", "--port-file", file("port"),
                                      "--admin", "127.0.0.1:0", "--admin-port-file", file("admin-port"),

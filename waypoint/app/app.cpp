@@ -229,7 +229,8 @@ Result<void> App::start() {
   request_metrics_ = std::make_unique<RequestMetrics>(registry_);
   auto state_task = readiness_.register_task("config");
   auto proxy_task = readiness_.register_task("proxy");
-  trimmer_ = net::HeapTrimmer::start(control_.get_executor(), [this] { return counters_.connections.open(); }, {});
+  // Trims the heap after a fall in tunnels in flight (net/heap_trimmer.h).
+  trimmer_ = net::HeapTrimmer::start(control_.get_executor(), [this] { return counters_.live.load(); }, {});
 
   // State: the local config file, or istiod's Delta ADS (exclusive; load_app_config refuses both and neither).
   if (!config_.control_plane.xds_address.empty()) AMBIENT_TRY(start_xds(state_task));

@@ -96,7 +96,8 @@ Result<void> App::start() {
   tcp_metrics_ = std::make_unique<telemetry::IstioTcpMetrics>(registry_);
   auto state_task = readiness_.register_task("state manager");
   auto proxy_task = readiness_.register_task("proxy");
-  trimmer_ = net::HeapTrimmer::start(control_.get_executor(), [this] { return counters_.connections.open(); }, {});
+  // Trims the heap after a fall in tunnels in flight (net/heap_trimmer.h).
+  trimmer_ = net::HeapTrimmer::start(control_.get_executor(), [this] { return counters_.live.load(); }, {});
 
   const bool shared = config_.mode == ProxyMode::Shared;
   if (shared) AMBIENT_TRY(check_inpod_capabilities());

@@ -62,10 +62,8 @@ class HttpBackend {
     boost::system::error_code ec;
     acceptor_.close(ec);
     std::lock_guard lock(mu_);
-    for (auto& s : sockets_) {
-      boost::system::error_code e2;
-      s->shutdown(boost::asio::ip::tcp::socket::shutdown_both, e2);
-    }
+    // The syscall, not socket::shutdown: that writes the socket object's state while serve() reads it.
+    for (auto& s : sockets_) ::shutdown(s->native_handle(), SHUT_RDWR);
     for (auto& t : conns_)
       if (t.joinable()) t.join();
   }
@@ -126,6 +124,7 @@ class HttpBackend {
         return;
       }
       if (target.starts_with("/reset")) {  // the app dies mid-request: no response, the connection closes
+        std::lock_guard lock(mu_);  // ~HttpBackend reads the handle under this lock (a closed one is -1)
         sock.close(ec);
         return;
       }

@@ -180,9 +180,9 @@ TEST_SUITE("ztunnel/integration/istio-ca") {
     std::ofstream(dir + "/mesh.yaml") << two_workloads_yaml(9);
     std::ofstream(dir + "/token") << "wrong\n";
     // Capture the process log (the identity manager's warnings) while this ztunnel runs.
-    auto out = std::make_shared<std::ostringstream>();
+    auto out = std::make_shared<CaptureSink>();  // read under its lock while the ztunnel's threads log
     auto previous = spdlog::default_logger();
-    auto capture = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(*out));
+    auto capture = std::make_shared<spdlog::logger>("capture", out);
     capture->set_level(spdlog::level::warn);
     spdlog::set_default_logger(capture);
     {
@@ -192,15 +192,15 @@ TEST_SUITE("ztunnel/integration/istio-ca") {
       c.control_plane.ca_root_ca = istiod.file("ca.pem");
       c.control_plane.auth_token_path = dir + "/token";
       RunningZtunnel zt(std::move(c));
-      CHECK(wait_for([&] { capture->flush(); return out->str().find("UNAUTHENTICATED: authorization token wrong") != std::string::npos; }, 5s));
+      CHECK(wait_for([&] { return out->text().find("UNAUTHENTICATED: authorization token wrong") != std::string::npos; }, 5s));
       const std::string ready = http_get(zt.app->readiness_endpoint(), "/healthz/ready");
       CHECK_FALSE(ready.starts_with("HTTP/1.1 200"));
       CHECK(ready.find("workload certificate") != std::string::npos);
       CHECK(serial(*zt.app).empty());
     }
     spdlog::set_default_logger(previous);
-    INFO(out->str());
-    CHECK(out->str().find("spiffe://cluster.local/ns/demo/sa/client") != std::string::npos);
+    INFO(out->text());
+    CHECK(out->text().find("spiffe://cluster.local/ns/demo/sa/client") != std::string::npos);
     std::filesystem::remove_all(dir);
   }
 }

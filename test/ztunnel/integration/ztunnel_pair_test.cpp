@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cerrno>
 #include <functional>
 #include <thread>
@@ -240,6 +241,9 @@ TEST_SUITE("ztunnel/integration/pair") {
       run_coro(app_io, [&]() -> asio::awaitable<void> {
         auto c = co_await net::accept(*acceptor);
         if (!c) co_return;
+        std::array<std::uint8_t, 1> go{};  // the tunnel is up (an app resetting at once gets a 503 instead)
+        auto n = co_await c->read_some(go);
+        if (!n || *n != 1) co_return;
         app_reset = static_cast<bool>(co_await c->write_all(sent));
         c->close();
       }());
@@ -249,7 +253,9 @@ TEST_SUITE("ztunnel/integration/pair") {
     auto end = run_coro(io, [&]() -> asio::awaitable<Result<void>> {
       auto c = co_await socks_connect("127.0.0.3", port);
       if (!c) co_return c.error();
-      CHECK(c->first == 0);
+      REQUIRE(c->first == 0);
+      const std::uint8_t go[] = {'g'};
+      REQUIRE(co_await c->second.write_all(go));
       std::vector<std::uint8_t> buf(64 << 10);
       for (;;) {
         auto n = co_await c->second.read_some(buf);
@@ -259,6 +265,7 @@ TEST_SUITE("ztunnel/integration/pair") {
       }
     }());
     app.join();
+    INFO(pair.log.text());
     CHECK(app_reset);
     CHECK(got <= sent.size());
     REQUIRE_FALSE(end.has_value());

@@ -8,11 +8,11 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
+#include <mutex>
 #include <string>
 #include <thread>
 
-#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/base_sink.h>
 
 #include "common/telemetry/access_log.h"
 #include "common/tls/pki.h"
@@ -43,22 +43,38 @@ inline void write_cacerts(const std::string& dir) {
   std::ofstream(dir + "/ca-key.pem") << *tls::private_key_to_pem(key->get());
 }
 
+// A sink that keeps every line in a string, read under the sink's own lock (workers log while tests read).
+class CaptureSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  std::string text() {
+    std::lock_guard lock(mutex_);
+    return text_;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    text_.append(line.data(), line.size());
+  }
+  void flush_() override {}
+
+ private:
+  std::string text_;
+};
+
 // Captures access-log lines (all Apps in the process share the access logger).
 struct AccessLogCapture {
-  std::shared_ptr<std::ostringstream> out = std::make_shared<std::ostringstream>();
+  std::shared_ptr<CaptureSink> sink = std::make_shared<CaptureSink>();
   std::shared_ptr<spdlog::logger> previous = telemetry::access_logger();
   AccessLogCapture() {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(*out);
     auto logger = std::make_shared<spdlog::logger>("access-test", sink);
     logger->set_pattern("%v");
     logger->set_level(spdlog::level::debug);
     telemetry::set_access_logger(logger);
   }
   ~AccessLogCapture() { telemetry::set_access_logger(previous); }
-  std::string text() const {
-    telemetry::access_logger()->flush();
-    return out->str();
-  }
+  std::string text() const { return sink->text(); }
   // Waits until `n` lines contain `needle` (records are written when each side's copy ends).
   std::string wait_for(std::string_view needle, int n = 1, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
