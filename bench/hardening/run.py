@@ -158,8 +158,19 @@ class Mesh:
                                "--ca-cert", c + "/ca.pem", "--ca-key", c + "/ca.key", "--listen", ISTIOD,
                                "--admin", ISTIOD_ADMIN, "--config-dir", self.config_dir, "--log-level", "warn",
                                "--cert-ttl-s", str(self.cert_ttl)])
-        if not wait_until(lambda: http("GET", ISTIOD_ADMIN, "/status")[0] == 200, 10):
+        if not wait_until(lambda: http("GET", ISTIOD_ADMIN, "/status")[0] == 200 or not self.alive("istiod"), 10) \
+                or not self.alive("istiod"):
             raise Failure("fake-istiod did not start: " + self.tail("istiod"))
+
+    def restart_istiod(self, attempts=20):
+        """Starts fake-istiod again on the same ports; a port of the killed one may still be held for a moment."""
+        for _ in range(attempts):
+            try:
+                self.start_istiod()
+                return
+            except Failure:
+                time.sleep(0.5)
+        self.start_istiod()
 
     def start_zt(self, name):
         ip = SERVER_IP if name == "server" else CLIENT_IP
@@ -565,7 +576,7 @@ async def case_storm(mesh, conns):
         now = mesh.sample()
         return all(now[n]["rss_kb"] - before[n]["rss_kb"] <= 0.25 * (peak[n]["rss_kb"] - before[n]["rss_kb"])
                    for n in before)
-    await await_until(returned, 15, 0.5)
+    await await_until(returned, 30, 0.5)  # the trimmer's tick (5 s) and its follow-up (15 s later)
     returned_s = time.monotonic() - t_close
     sampling.cancel()
     after = mesh.sample()
@@ -583,8 +594,11 @@ async def case_storm(mesh, conns):
         ("at the peak every one still echoes a byte", live == established),
         ("the server ztunnel saw each one", opened >= established),
         ("no fd leak: fds after <= before (both ztunnels)", all(after[n]["fds"] <= before[n]["fds"] for n in before)),
-        ("RSS bounded: under 24 KiB per connection at the peak (both ztunnels)", all(v < 24 for v in per_conn.values())),
-        ("memory returned: RSS back within 25% of the storm's growth within 15 s of the close",
+        # None: not applicable (ASan's quarantine and shadow memory make RSS meaningless in a sanitized build).
+        ("RSS bounded: under 24 KiB per connection at the peak (both ztunnels)",
+         None if mesh.sanitized else all(v < 24 for v in per_conn.values())),
+        ("memory returned: RSS back within 25% of the storm's growth within 30 s of the close",
+         None if mesh.sanitized else
          all(after[n]["rss_kb"] - before[n]["rss_kb"] <= 0.25 * (peak[n]["rss_kb"] - before[n]["rss_kb"]) for n in before)),
     ]
     if conns > cap:
@@ -676,7 +690,11 @@ async def case_cp_loss(mesh):
     disconnected = await await_until(lambda: not mesh.xds_connected("client"), 5)
     await asyncio.sleep(10)
     ok_while_down = load.ok - ok_before_kill
-    mesh.start_istiod()
+    try:
+        mesh.restart_istiod()
+    except Failure:
+        await load.finish()
+        raise
     down_s = time.monotonic() - down_since
     reconnected = await await_until(lambda: mesh.xds_connected("client") and mesh.xds_connected("server"), 15)
     await asyncio.sleep(3)
@@ -902,9 +920,13 @@ def svg_plot(storm, soak):
             '<rect width="100%%" height="100%%" fill="white"/>%s</svg>\n' % (width, height, "".join(parts)))
 
 
+def verdict(ok):
+    return "n/a" if ok is None else "pass" if ok else "FAIL"
+
+
 def markdown(report):
     out = ["# Hardening: storm, faults, soak (bench/hardening.sh)", "",
-           "Generated %s on this machine (%s); binary %s%s." % (
+           "Last run %s on this machine (%s); binary %s%s. Each case below says when it ran." % (
                report["when"], report["machine"], report["ztunnel"],
                " (ASan+UBSan+LSan build)" if report["sanitized"] else ""),
            "Every case runs a real ztunnel pair with state and certificates from fake-istiod "
@@ -912,11 +934,11 @@ def markdown(report):
            "", "| case | check | result |", "|---|---|---|"]
     for name, case in report["cases"].items():
         for text, ok in case["checks"]:
-            out.append("| %s | %s | %s |" % (name, text, "pass" if ok else "**FAIL**"))
+            out.append("| %s | %s | %s |" % (name, text, "**FAIL**" if ok is False else verdict(ok)))
     out += ["", "## Observed", ""]
     for name, case in report["cases"].items():
         shown = {k: v for k, v in case["result"].items() if k != "curve"} if isinstance(case["result"], dict) else case["result"]
-        out.append("- **%s** (%s, %.0f s): `%s`" % (name, case.get("ran", report["when"]), case["seconds"],
+        out.append("- **%s** (%s, %.0f s): `%s`" % (name, case.get("ran", "an earlier run"), case["seconds"],
                                                    json.dumps(shown, sort_keys=True)))
     if report.get("sanitizer_logs") is not None:
         out += ["", "Sanitizer reports in the process logs after a graceful stop: %s; exit codes %s." % (
@@ -961,8 +983,8 @@ async def main_async(args):
             else:
                 result, checks = await globals()["case_" + name](mesh)
             for text, ok in checks:
-                log("  %s %s" % ("pass" if ok else "FAIL", text))
-                failed |= not ok
+                log("  %s %s" % (verdict(ok), text))
+                failed |= ok is False
             report["cases"][name] = {"seconds": time.monotonic() - t0, "result": result, "checks": checks,
                                      "ran": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
             for n in ("istiod", "server", "client"):

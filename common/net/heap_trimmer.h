@@ -6,7 +6,9 @@
 // every connection gone). malloc_trim(0) returns those free pages. The trimmer runs on the control executor
 // every `period`, reads the open-connection count and trims only when the count has fallen to half of its
 // peak since the last trim, by at least `min_drop` connections (should_trim): steady load never pays for it,
-// and a trim (a walk of the free lists under each arena's lock, milliseconds) happens once per fall.
+// and a trim (a walk of the free lists under each arena's lock, milliseconds) happens once per fall, plus
+// once more `followup_periods` later for what is freed after the connections (draining HBONE sessions,
+// pooled connections released soon after their last tunnel).
 #include <malloc.h>
 
 #include <algorithm>
@@ -30,6 +32,7 @@ class HeapTrimmer : public std::enable_shared_from_this<HeapTrimmer> {
   struct Options {
     std::chrono::milliseconds period{5'000};
     std::uint64_t min_drop = 1'000;
+    unsigned followup_periods = 3;  // 15 s at the default period: sessions that drain after the fall
   };
 
   // Starts the periodic check on `ex`; it stops when the executor's io_context stops.
@@ -59,10 +62,18 @@ class HeapTrimmer : public std::enable_shared_from_this<HeapTrimmer> {
   void check() {
     const std::uint64_t open = open_();
     peak_ = std::max(peak_, open);
-    if (!should_trim(peak_, open, options_.min_drop)) return;
+    if (should_trim(peak_, open, options_.min_drop)) {
+      trim();
+      peak_ = open;
+      followup_in_ = options_.followup_periods;
+      return;
+    }
+    if (followup_in_ > 0 && --followup_in_ == 0) trim();
+  }
+
+  void trim() {
     malloc_trim(0);
     ++trims_;
-    peak_ = open;
   }
 
   boost::asio::steady_timer timer_;
@@ -70,6 +81,7 @@ class HeapTrimmer : public std::enable_shared_from_this<HeapTrimmer> {
   Options options_;
   std::uint64_t peak_ = 0;
   std::uint64_t trims_ = 0;
+  unsigned followup_in_ = 0;  // periods until the follow-up trim (0: none pending)
 };
 
 }  // namespace ambient::net

@@ -34,14 +34,15 @@ TEST_SUITE("common/net/heap_trimmer") {
     }
   }
 
-  TEST_CASE("the trimmer trims once per fall: the peak restarts from the level it trimmed at") {
+  TEST_CASE("the trimmer trims once per fall and once more a few periods later; the peak restarts where it trimmed") {
     boost::asio::io_context io(1);
     const std::vector<std::uint64_t> counts{0, 2000, 3000, 1400, 1400, 1000, 5000, 6000, 2000, 2000};
     std::size_t i = 0;
-    auto trimmer = net::HeapTrimmer::start(
-        io.get_executor(), [&] { return counts[std::min(i++, counts.size() - 1)]; }, {.period = 5ms, .min_drop = 1000});
+    auto trimmer = net::HeapTrimmer::start(io.get_executor(), [&] { return counts[std::min(i++, counts.size() - 1)]; },
+                                           {.period = 5ms, .min_drop = 1000, .followup_periods = 3});
     while (i < counts.size()) io.run_for(5ms);
-    // 3000 -> 1400 trims (peak 1400 from then); 1000 is not half of 1400; 6000 -> 2000 trims again.
-    CHECK(trimmer->trims() == 2);
+    // Tick 3: 3000 -> 1400 trims (peak 1400 from then); tick 5: 1000 is not half of 1400; tick 6: the
+    // follow-up; tick 8: 6000 -> 2000 trims again (its follow-up would come at tick 11).
+    CHECK(trimmer->trims() == 3);
   }
 }
