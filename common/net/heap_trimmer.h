@@ -4,8 +4,8 @@
 // glibc keeps freed chunks in its arenas (one per worker thread), so after a storm of connections closes the
 // process would stay at the storm's peak RSS (bench/hardening: 19,500 connections left ~310 MiB resident with
 // every connection gone). malloc_trim(0) returns those free pages. The trimmer runs on the control executor
-// every `period`, reads the open-connection count and trims only when the count has fallen to half of its
-// peak since the last trim, by at least `min_drop` connections (should_trim): steady load never pays for it,
+// every `period`, reads a connection count (the apps pass their tunnels in flight) and trims only when it has
+// fallen to half of its peak since the last trim, by at least `min_drop` (should_trim): steady load never pays for it,
 // and a trim (a walk of the free lists under each arena's lock, milliseconds) happens once per fall, plus
 // once more `followup_periods` later for what is freed after the connections (draining HBONE sessions,
 // pooled connections released soon after their last tunnel).
