@@ -1,6 +1,7 @@
 // waypoint: Istio-compatible L7 proxy for ambient mode. See README.md and ARCHITECTURE.md.
 #include <sys/resource.h>
 
+#include <csignal>
 #include <cstdio>
 
 #include <spdlog/spdlog.h>
@@ -12,6 +13,8 @@
 int main(int argc, char** argv) {
   using namespace ambient;
   std::string help;
+  // A write to a connection or pipe that is gone is an error to handle (EPIPE), never a reason to exit.
+  std::signal(SIGPIPE, SIG_IGN);
   auto config = waypoint::load_app_config(argc, argv, &help);
   if (!help.empty()) {
     std::printf("%s", help.c_str());

@@ -1,6 +1,7 @@
 // ztunnel: Istio-compatible per-node tunnel. See README.md and ARCHITECTURE.md.
 #include <sys/resource.h>
 
+#include <csignal>
 #include <cstdio>
 
 #include <spdlog/spdlog.h>
@@ -12,6 +13,8 @@
 int main(int argc, char** argv) {
   using namespace ambient;
   std::string help;
+  // A write to a connection or pipe that is gone is an error to handle (EPIPE), never a reason to exit.
+  std::signal(SIGPIPE, SIG_IGN);
   auto config = ztunnel::load_config(argc, argv, &help);
   if (!config) {
     std::fprintf(stderr, "ztunnel: %s\n", config.error().message().c_str());

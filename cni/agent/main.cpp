@@ -27,6 +27,8 @@ boost::asio::awaitable<void> finish_plugin(boost::asio::any_io_executor ex, cons
                                            ambient::cni::install::CniInstaller& installer) {
   using namespace ambient;
   using namespace ambient::cni;
+  // A write to a connection or pipe that is gone is an error to handle (EPIPE), never a reason to exit.
+  std::signal(SIGPIPE, SIG_IGN);
   const std::string what = fmt::format("DaemonSet {}/{}", config.daemonset_namespace, config.daemonset_name);
   PluginRemoval removal{false, "not on Kubernetes (POD_SOURCE=api): the plugin stays"};
   if (config.kube.enabled) {

@@ -4,10 +4,12 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 
 #include <openssl/bio.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -84,6 +86,32 @@ int read_ahead_destroy(BIO* b) {
   return 1;
 }
 
+// Write BIO: send(2) with MSG_NOSIGNAL. BoringSSL's own fd and socket BIOs write with write(2) and
+// send(fd, 0), which raise SIGPIPE once the connection is gone (EPIPE): the default action would kill the
+// whole process, whatever it does with SIGPIPE elsewhere. The fd is the BIO's data; the socket owns it.
+int nosignal_write(BIO* b, const char* in, int inl) {
+  const int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(b)));
+  BIO_clear_retry_flags(b);
+  const ssize_t n = ::send(fd, in, static_cast<std::size_t>(inl), MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(b);
+    return -1;
+  }
+  return static_cast<int>(n);
+}
+
+long nosignal_ctrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+
+const BIO_METHOD* nosignal_write_method() {
+  static BIO_METHOD* m = [] {
+    BIO_METHOD* x = BIO_meth_new(BIO_TYPE_SOURCE_SINK, "send-nosignal");
+    BIO_meth_set_write(x, nosignal_write);
+    BIO_meth_set_ctrl(x, nosignal_ctrl);
+    return x;
+  }();
+  return m;
+}
+
 const BIO_METHOD* read_ahead_method() {
   static BIO_METHOD* m = [] {
     BIO_METHOD* x = BIO_meth_new(BIO_TYPE_SOURCE_SINK, "read-ahead");
@@ -102,12 +130,15 @@ TlsStream::TlsStream(tcp::socket socket, bssl::UniquePtr<SSL> ssl)
   boost::system::error_code ec;
   socket_.non_blocking(true, ec);
   peer_ = endpoint_string(socket_);
-  // The fd BIO does not own the fd (BIO_NOCLOSE): the asio socket does.
-  SSL_set_fd(ssl_.get(), static_cast<int>(socket_.native_handle()));
+  // Neither BIO owns the fd: the asio socket does.
+  const int fd = static_cast<int>(socket_.native_handle());
   BIO* rbio = BIO_new(read_ahead_method());
-  BIO_set_data(rbio, new ReadAhead{static_cast<int>(socket_.native_handle()), nullptr});
+  BIO_set_data(rbio, new ReadAhead{fd, nullptr});
   BIO_set_init(rbio, 1);
-  SSL_set0_rbio(ssl_.get(), rbio);  // takes ownership; the fd BIO stays the write BIO
+  BIO* wbio = BIO_new(nosignal_write_method());
+  BIO_set_data(wbio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+  BIO_set_init(wbio, 1);
+  SSL_set_bio(ssl_.get(), rbio, wbio);  // takes ownership of both
   SSL_set_mode(ssl_.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
 
@@ -253,7 +284,7 @@ asio::awaitable<Result<void>> TlsStream::shutdown_write() {
 void TlsStream::close() noexcept {
   boost::system::error_code ec;
   if (socket_.is_open()) {
-    // Keep the fd number alive until the SSL forgets it: detach the fd BIO first.
+    // Keep the fd number alive until the SSL forgets it: swap its BIOs for ones on fd -1 first.
     SSL_set_fd(ssl_.get(), -1);
     socket_.close(ec);
   }

@@ -1,6 +1,7 @@
 #pragma once
-// TlsStream: BoringSSL driven directly on a non-blocking TCP socket (SSL_set_fd), with Asio readiness
-// waits. No memory BIOs, so no extra copy between the kernel and the record layer.
+// TlsStream: BoringSSL driven directly on a non-blocking TCP socket (BIOs on its fd: read-ahead recv, send
+// with MSG_NOSIGNAL), with Asio readiness waits. No memory BIOs, so no extra copy between the kernel and the
+// record layer, and a write to a connection that is gone is an error (EPIPE), never a SIGPIPE.
 //
 // Handshake policy is in the SSL_CTX (tls_context.h): TLS 1.3 only, AES-GCM, ALPN h2, no SNI, no
 // resumption, peer verification. handshake() additionally requires that ALPN "h2" was negotiated.

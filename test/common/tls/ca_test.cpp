@@ -31,7 +31,9 @@ std::string csr_for(const SpiffeId& id) {
 }
 
 // Every leaf the CA signs, whatever its key material: the ztunnel-facing fields.
-void check_leaf_fields(X509* leaf, const std::string& uri, std::chrono::seconds ttl, SystemTime issued_at) {
+// The CA signed between `signing_from` and `signing_to`; validity times are whole seconds (truncated).
+void check_leaf_fields(X509* leaf, const std::string& uri, std::chrono::seconds ttl, SystemTime signing_from,
+                       SystemTime signing_to) {
   CHECK(X509_get_version(leaf) == X509_VERSION_3);
   CHECK(X509_NAME_entry_count(X509_get_subject_name(leaf)) == 0);
   CHECK(uri_sans(leaf) == std::vector<std::string>{uri});
@@ -48,10 +50,11 @@ void check_leaf_fields(X509* leaf, const std::string& uri, std::chrono::seconds 
   // notBefore one minute back (whole seconds), notAfter = issue time + ttl.
   const auto nb = must(not_before(leaf));
   const auto na = must(not_after(leaf));
-  CHECK(nb <= issued_at - CertificateAuthority::kBackdate);
-  CHECK(nb >= issued_at - CertificateAuthority::kBackdate - 2s);
-  CHECK(na <= issued_at + ttl);
-  CHECK(na >= issued_at + ttl - 2s);
+  const auto from = std::chrono::floor<std::chrono::seconds>(signing_from);
+  CHECK(nb >= from - CertificateAuthority::kBackdate);
+  CHECK(nb <= signing_to - CertificateAuthority::kBackdate);
+  CHECK(na >= from + ttl);
+  CHECK(na <= signing_to + ttl);
   // 128 random bits: at most 32 hex digits; two leaves never share one.
   CHECK(serial_hex(leaf).size() <= 32);
 }
@@ -92,12 +95,14 @@ TEST_SUITE("common/tls/ca") {
 
   TEST_CASE("sign_csr: [leaf, root] like IstioCertificateResponse, leaf verifies against the root") {
     auto ca = must(CertificateAuthority::create_self_signed("cluster.local", 24h));
-    const auto issued_at = std::chrono::system_clock::now();
-    auto response = must(ca.sign_csr(csr_for(kApp), kApp, 1h));
+    const auto csr = csr_for(kApp);
+    const auto signing_from = std::chrono::system_clock::now();
+    auto response = must(ca.sign_csr(csr, kApp, 1h));
+    const auto signing_to = std::chrono::system_clock::now();
     REQUIRE(response.size() == 2);
     CHECK(response.back() == ca.root_pem());
     auto leaf = must(certificate_from_pem(response[0]));
-    check_leaf_fields(leaf.get(), kApp.to_string(), 1h, issued_at);
+    check_leaf_fields(leaf.get(), kApp.to_string(), 1h, signing_from, signing_to);
     must(verify_chain(leaf.get(), {}, ca.roots(), std::nullopt, X509_PURPOSE_SSL_SERVER));
     must(verify_chain(leaf.get(), {}, ca.roots(), std::nullopt, X509_PURPOSE_SSL_CLIENT));
 
@@ -184,13 +189,15 @@ TEST_SUITE("common/tls/ca") {
     CHECK(X509_cmp(ca.roots().front().get(), root.cert.get()) == 0);
     CHECK(ca.root_pem() == root_pem);
 
-    const auto issued_at = std::chrono::system_clock::now();
-    auto response = must(ca.sign_csr(csr_for(kApp), kApp, 1h));
+    const auto csr = csr_for(kApp);
+    const auto signing_from = std::chrono::system_clock::now();
+    auto response = must(ca.sign_csr(csr, kApp, 1h));
+    const auto signing_to = std::chrono::system_clock::now();
     REQUIRE(response.size() == 3);
     CHECK(response[1] == inter_pem);
     CHECK(response[2] == root_pem);
     auto leaf = must(certificate_from_pem(response[0]));
-    check_leaf_fields(leaf.get(), kApp.to_string(), 1h, issued_at);
+    check_leaf_fields(leaf.get(), kApp.to_string(), 1h, signing_from, signing_to);
     must(verify_chain(leaf.get(), testing::chain_of(inter.cert), ca.roots(), std::nullopt, X509_PURPOSE_SSL_SERVER));
     // Without the intermediate the leaf does not verify: it really was signed by ca-cert.pem.
     CHECK_FALSE(verify_chain(leaf.get(), {}, ca.roots()));
