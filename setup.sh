@@ -5,7 +5,7 @@
 #   ./setup.sh hbone-demo   the foundation's two-process HBONE tunnel demo
 #   ./setup.sh test   install packages; one clang build (warnings are errors) with ASan+UBSan+LSan and libFuzzer
 #                     coverage in ./build-ci; every test suite on it; then each libFuzzer target for
-#                     FUZZ_SECONDS (default 20) from its checked-in corpus. SANITIZE=0: the plain build
+#                     FUZZ_SECONDS (default 60) from its checked-in corpus. SANITIZE=0: the plain build
 #                     (./build, GCC) and its tests only.
 #   ./setup.sh tsan   clang ThreadSanitizer build of the ztunnel and waypoint suites (./build-tsan), then their
 #                     multi-worker integration tests under TSan
@@ -125,8 +125,8 @@ run_tests() {
   echo "setup: running the test suites under ASan+UBSan"
   (cd "$dir" && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure -j 1 --timeout 1200)
-  echo "setup: running each fuzz target for ${FUZZ_SECONDS:-20} s"
-  FUZZ_JOBS=$JOBS "$ROOT/test/fuzz/run_fuzzers.sh" "$dir" "${FUZZ_SECONDS:-20}"
+  echo "setup: running each fuzz target for ${FUZZ_SECONDS:-60} s"
+  FUZZ_JOBS=$JOBS "$ROOT/test/fuzz/run_fuzzers.sh" "$dir" "${FUZZ_SECONDS:-60}"
 }
 
 # ThreadSanitizer: the suites whose integration tests run ztunnels and waypoints with several worker threads
