@@ -1,5 +1,6 @@
 #include "common/asio/descriptor_slab.h"
 
+#include <algorithm>
 #include <cassert>
 #include <new>
 
@@ -37,16 +38,17 @@ void* DescriptorSlab::allocate() {
     slot = free_.back();
     free_.pop_back();
   } else {
-    if (blocks_.empty() || carved_in_last_ == slots_per_block_) {
-      blocks_.reserve(blocks_.size() + 1);  // may throw before anything changed
-      blocks_.emplace_back(new std::byte[kBlockBytes]);  // new[]: aligned to max_align_t
-      AMBIENT_POISON(blocks_.back().get(), kBlockBytes);
-      carved_in_last_ = 0;
+    // Each step that may throw comes before anything is handed out; a new block is kept even then.
+    if (carved_ == blocks_.size() * slots_per_block_) {
+      std::unique_ptr<std::byte[]> block(new std::byte[kBlockBytes]);  // new[]: aligned to max_align_t
+      AMBIENT_POISON(block.get(), kBlockBytes);
+      blocks_.push_back(std::move(block));
     }
-    slot = blocks_.back().get() + carved_in_last_ * slot_size_;
-    ++carved_in_last_;
+    // release() must not allocate: free_ has room for every slot carved so far (grown geometrically).
+    if (free_.capacity() < carved_ + 1) free_.reserve(std::max(carved_ + 1, 2 * free_.capacity()));
+    slot = blocks_.back().get() + (carved_ % slots_per_block_) * slot_size_;
+    ++carved_;
   }
-  free_.reserve(free_.size() + 1);  // release() never allocates: room for this slot's return
   ++in_use_;
   AMBIENT_UNPOISON(slot, slot_size_);
   return slot;

@@ -47,8 +47,8 @@ class DescriptorSlab {
   const std::size_t slots_per_block_;
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<std::byte[]>> blocks_;
-  std::size_t carved_in_last_ = 0;  // slots of the newest block handed out at least once
-  std::vector<void*> free_;         // released slots, reused last-in first-out
+  std::size_t carved_ = 0;   // slots ever handed out for the first time; all but the newest block are full
+  std::vector<void*> free_;  // released slots, reused last-in first-out; capacity >= carved_
   std::size_t in_use_ = 0;
 };
 
