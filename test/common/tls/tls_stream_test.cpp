@@ -2,6 +2,9 @@
 
 #include <csignal>
 #include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
 #include <vector>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
